@@ -1,0 +1,153 @@
+package paxos
+
+// This file holds the vocabulary shared by the core, the driver (package
+// replog), the stores and the wire codec. Fields may be added; changing the
+// meaning of one is a wire and disk format change.
+
+// ReplicaID names one replica for its whole life. It is non-zero, chosen at
+// random when an empty store is first opened, persisted, never reused and never
+// derived from an address: a replica whose disk is wiped comes back with a new
+// ReplicaID and is a new member.
+type ReplicaID uint64
+
+// ClusterID names one replicated log. It is fixed when the log is initialised;
+// zero means "not yet initialised".
+type ClusterID uint64
+
+// Position is an index in the log. Position 0 is the first slot of a new log.
+type Position uint64
+
+// Proposal is a Paxos ballot. Proposals are totally ordered by Round, then by
+// Replica, so two coordinators never hold the same proposal. The zero value is
+// lower than every proposal a coordinator uses.
+type Proposal struct {
+	Round   uint64
+	Replica ReplicaID
+}
+
+// Less reports whether p orders before q.
+func (p Proposal) Less(q Proposal) bool {
+	if p.Round != q.Round {
+		return p.Round < q.Round
+	}
+	return p.Replica < q.Replica
+}
+
+// IsZero reports whether p is the zero proposal.
+func (p Proposal) IsZero() bool { return p == Proposal{} }
+
+// Status is the persisted status of a replica, as in the Mesos log.
+type Status uint8
+
+// Replica statuses. Only a VOTING replica answers promise and write requests.
+const (
+	StatusEmpty      Status = iota + 1 // nothing stored yet; must recover before it votes
+	StatusStarting                     // first phase of auto-initialisation
+	StatusRecovering                   // catching up [begin, end]; does not vote
+	StatusVoting                       // caught up; answers promises and writes
+)
+
+// EntryType is the kind of value stored at a position.
+type EntryType uint8
+
+// Entry types.
+const (
+	EntryNop      EntryType = iota + 1 // fills a hole; Tombstone marks a truncated position
+	EntryAppend                        // application data
+	EntryTruncate                      // removes every position below To
+	EntrySnapshot                      // application snapshot: the state after every position below it
+	EntryConfig                        // a membership change; Config holds the new membership
+)
+
+// Entry is the value chosen at a position.
+type Entry struct {
+	Type      EntryType
+	Data      []byte      // EntryAppend and EntrySnapshot payload
+	To        Position    // EntryTruncate: positions < To are removed
+	Tombstone bool        // EntryNop: the position was truncated
+	Config    *Membership // EntryConfig: the membership from this position on
+}
+
+// Member is one replica of the log's membership.
+type Member struct {
+	ID    ReplicaID
+	Addr  string // advertised peer address (host:port); informational, never an identity
+	Voter bool   // counted in quorums; a non-voter only learns
+}
+
+// Membership is the set of replicas of a log. Members are sorted by ID.
+type Membership struct {
+	Cluster ClusterID
+	Members []Member
+}
+
+// Action is the state of one position on one replica (the Mesos "Action").
+type Action struct {
+	Position  Position
+	Promised  Proposal // highest proposal promised at this position
+	Performed Proposal // proposal of the write that set Entry; zero if none
+	Learned   bool     // Entry is known to be chosen
+	Entry     Entry    // meaningful only when Performed is non-zero or Learned
+}
+
+// HardState is the replica's persisted metadata, saved atomically with the
+// actions of the same batch.
+type HardState struct {
+	Replica    ReplicaID
+	Cluster    ClusterID
+	Status     Status
+	Promised   Proposal   // the implicit promise: every position not otherwise promised
+	Membership Membership // latest membership known to be learned
+	ConfigAt   Position   // position of the EntryConfig that set Membership
+	Begin      Position   // first position not truncated
+}
+
+// MessageType is the kind of a Message.
+type MessageType uint8
+
+// Message types. Request/response pairs follow the Mesos log; heartbeats,
+// catch-up and refusals are regent's.
+const (
+	MsgPromiseRequest MessageType = iota + 1
+	MsgPromiseResponse
+	MsgWriteRequest
+	MsgWriteResponse
+	MsgLearned
+	MsgRecoverRequest
+	MsgRecoverResponse
+	MsgCatchupRequest
+	MsgCatchupResponse
+	MsgHeartbeat
+	MsgHeartbeatResponse
+	MsgRefused
+)
+
+// Result is a replica's answer to a promise, write or heartbeat.
+type Result uint8
+
+// Results.
+const (
+	ResultAccept  Result = iota + 1
+	ResultReject         // a higher proposal was promised; Proposal carries it
+	ResultIgnored        // the replica is not VOTING
+)
+
+// Message is everything replicas send each other. One flat struct (as
+// raftpb.Message) keeps the codec and the transport simple; which fields are
+// meaningful depends on Type. To == 0 means "every peer the transport knows".
+type Message struct {
+	Type     MessageType
+	Cluster  ClusterID
+	From     ReplicaID
+	To       ReplicaID
+	Proposal Proposal
+	Implicit bool     // PromiseRequest: the implicit promise for all positions
+	Position Position // the position a request or response is about
+	Begin    Position
+	End      Position
+	Result   Result
+	Status   Status
+	Actions  []Action    // write batches, learned batches, catch-up batches, a previous action
+	Config   *Membership // RecoverResponse and Refused: the sender's membership
+	Reason   string      // Refused: why, in words an operator can act on
+}
