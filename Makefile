@@ -1,0 +1,96 @@
+# regent's build, test and release entry points. Bare "make" prints help.
+# Each target has a "##" line; "make help" lists them.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO       ?= go
+BIN      := $(CURDIR)/bin
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X github.com/regent-ha/regent/appliance.Version=$(VERSION)
+# Pinned tool versions (served by the module proxy here); installed into ./bin.
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT         := $(BIN)/golangci-lint
+# Extra flags for "go test", e.g. make test TESTFLAGS='-run TestX -v'.
+TESTFLAGS ?=
+
+.PHONY: help
+help: ## print this help
+	@echo "regent: make <target>"
+	@echo
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+## ---- build -----------------------------------------------------------------
+
+.PHONY: build
+build: ## build bin/regent with the version from git describe
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/regent ./cmd/regent
+
+.PHONY: run
+run: build ## start a local three-master cluster (regent dev)
+	$(BIN)/regent dev
+
+## ---- tests -----------------------------------------------------------------
+
+.PHONY: test
+test: ## unit, simulation and integration tests with the race detector (< 10 min on 2 cores)
+	$(GO) test -race -tags invariants $(TESTFLAGS) ./...
+
+.PHONY: test-short
+test-short: ## the quick tests only (-short, no race detector)
+	$(GO) test -short $(TESTFLAGS) ./...
+
+# sim: long randomised simulation runs, each seed printed.
+# TODO(replog): run the replog/paxos simulator with many random seeds, e.g.
+#   $(GO) test -tags invariants -run TestSim ./replog/paxos -sim.seeds=1000
+.PHONY: sim
+sim: ## long simulation runs with random seeds (each seed printed)
+	@echo "make sim: no simulator yet (replog/paxos fills this target in)"; exit 2
+
+# bench: benchmarks that report throughput, p50/p99 latency and bytes/s.
+.PHONY: bench
+bench: ## run the benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem $(TESTFLAGS) ./...
+
+# e2e: end-to-end tests on the real binary (appliance/e2e_test.go).
+# TODO(master): point this at the end-to-end tests once they exist.
+.PHONY: e2e
+e2e: ## end-to-end tests on real processes on loopback
+	$(GO) test -race -tags invariants -run 'E2E' -count=1 $(TESTFLAGS) ./appliance/...
+
+## ---- quality ---------------------------------------------------------------
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## gofmt, go vet and golangci-lint (staticcheck, revive, unused, ineffassign, misspell)
+	@out="$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null)"; \
+		if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GOLANGCI_LINT) run ./...
+
+$(GOLANGCI_LINT):
+	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+## ---- packaging -------------------------------------------------------------
+
+# TODO(packaging): build .deb and .rpm with nfpm from packaging/.
+.PHONY: package
+package: build ## build the deb and rpm packages
+	@echo "make package: not written yet (packaging fills this target in)"; exit 2
+
+# TODO(packaging): install the packages into a Debian rootfs with systemd as PID 1.
+.PHONY: package-test
+package-test: package ## test-install the packages
+	@echo "make package-test: not written yet (packaging fills this target in)"; exit 2
+
+## ---- generated code --------------------------------------------------------
+
+# TODO(replog/peer): regenerate the protobuf code.
+.PHONY: proto
+proto: ## regenerate generated code (protobuf)
+	@echo "make proto: nothing to generate yet"
+
+.PHONY: clean
+clean: ## remove build outputs
+	rm -rf $(BIN)/regent dist/
