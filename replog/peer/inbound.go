@@ -1,0 +1,109 @@
+package peer
+
+import (
+	"crypto/hmac"
+	"errors"
+	"io"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	grpcpeer "google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/regent-ha/regent/replog"
+	"github.com/regent-ha/regent/replog/paxos"
+	"github.com/regent-ha/regent/replog/peer/peerpb"
+)
+
+// server is the listening side: it accepts the streams other replicas open
+// and hands their messages to Config.Handler.
+type server struct {
+	peerpb.UnimplementedPeerServer
+	t *Transport
+}
+
+// Stream runs one incoming stream on gRPC's goroutine: the handshake, then
+// every frame's messages, in order, to Config.Handler.
+func (s *server) Stream(stream grpc.BidiStreamingServer[peerpb.Frame, peerpb.Welcome]) error {
+	t := s.t
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	h := first.GetHello()
+	key := h.GetAddr()
+	if p, ok := grpcpeer.FromContext(stream.Context()); ok && key == "" {
+		key = p.Addr.String()
+	}
+	if ref := t.check(h, labelHello, nil); ref != nil {
+		t.refuseIncoming(key, h, ref)
+		return status.Error(ref.code, ref.reason)
+	}
+	welcome := t.hello(labelWelcome, h.GetNonce())
+	if err := stream.Send(&peerpb.Welcome{Hello: welcome}); err != nil {
+		return err
+	}
+	frame := first // its Msgs are empty: a hello frame carries nothing else
+	if len(t.cfg.Secret) > 0 {
+		if frame, err = stream.Recv(); err != nil {
+			return err
+		}
+		want := proofMAC(t.cfg.Secret, h.GetNonce(), welcome.GetNonce())
+		if !hmac.Equal(frame.GetProof(), want) {
+			ref := refuse("handshake proof from %s is invalid", h.GetAddr())
+			t.refuseIncoming(key, h, ref)
+			return status.Error(ref.code, ref.reason)
+		}
+	}
+	t.refused.forget(key)
+	from := paxos.ReplicaID(h.GetReplica())
+	log := t.log.With("peer", h.GetAddr(), "replica", from)
+	log.Debug("accepted peer stream")
+
+	receivedMsgs := t.metrics.receivedMsgs.WithLabelValues(h.GetAddr())
+	receivedBytes := t.metrics.receivedBytes.WithLabelValues(h.GetAddr())
+	for {
+		size := 0
+		delivered := 0
+		for _, b := range frame.GetMsgs() {
+			size += len(b)
+			m, err := replog.DecodeMessage(b)
+			if err != nil {
+				t.metrics.drop(h.GetAddr(), dropUndecodable, 1, len(b))
+				log.Debug("dropped undecodable message", "error", err)
+				continue
+			}
+			// The handshake authenticated the stream, not the messages'
+			// From: a message claiming another sender is dropped.
+			if m.From == 0 {
+				m.From = from
+			} else if m.From != from {
+				t.metrics.drop(h.GetAddr(), dropWrongSender, 1, len(b))
+				log.Debug("dropped message from another sender", "from", m.From)
+				continue
+			}
+			t.cfg.Handler(m)
+			delivered++
+		}
+		if delivered > 0 {
+			receivedMsgs.Add(float64(delivered))
+			receivedBytes.Add(float64(size))
+		}
+		if frame, err = stream.Recv(); err != nil {
+			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
+				return nil
+			}
+			log.Debug("peer stream ended", "error", err)
+			return err
+		}
+	}
+}
+
+// refuseIncoming counts a refused incoming handshake and logs it once per
+// peer and reason.
+func (t *Transport) refuseIncoming(key string, h *peerpb.Hello, ref *refusal) {
+	t.metrics.refusals.WithLabelValues(refusedBySelf).Inc()
+	if t.refused.shouldLog(key, ref.reason) {
+		t.log.Warn("refused peer", "peer", key, "replica", h.GetReplica(), "reason", ref.reason)
+	}
+}

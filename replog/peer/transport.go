@@ -1,0 +1,306 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/regent-ha/regent/replog"
+	"github.com/regent-ha/regent/replog/paxos"
+	"github.com/regent-ha/regent/replog/peer/peerpb"
+)
+
+// Flow-control windows. Static windows (which turn off gRPC's bandwidth
+// estimation) let a burst of writes go out without waiting for window
+// updates, and avoid the estimator's pings on every frame.
+const (
+	streamWindow = 4 << 20
+	connWindow   = 8 << 20
+)
+
+// Keepalive. The dialer is the side that sends, so it needs to notice a dead
+// listener fast: gRPC pings from a client at most every 10s, but keepalive
+// also sets TCP_USER_TIMEOUT to clientPingTimeout, so unacknowledged frames
+// to a dead host fail the stream within it. The listener pings every
+// serverPingTime to find dead dialers.
+const (
+	clientPingTime    = 10 * time.Second
+	clientPingTimeout = 2 * time.Second
+	serverPingTime    = 2 * time.Second
+	serverPingTimeout = 2 * time.Second
+	minClientPingTime = 5 * time.Second // enforcement; below clientPingTime
+	maxStreamsPerConn = 16
+)
+
+// frameOverhead is room for the protobuf framing around MaxFrameBytes of
+// messages.
+const frameOverhead = 64 << 10
+
+var _ replog.Transport = (*Transport)(nil)
+
+// Transport carries paxos messages to and from the other replicas. It
+// implements [replog.Transport].
+//
+// Goroutines: New starts one per configured peer (its connection loop, which
+// dials, handshakes and sends), and each live outgoing stream has one more
+// that waits for the stream's end. Serve runs the gRPC server on the caller's
+// goroutine; gRPC runs each incoming stream on a goroutine of its own, which
+// calls Config.Handler. Close stops all of them and waits for them.
+type Transport struct {
+	cfg     Config
+	log     hclog.Logger
+	metrics *metrics
+	srv     *grpc.Server
+	peers   []*peerConn // fixed at New
+	refused refusalLog  // refusals this replica logged for incoming peers
+
+	ctx    context.Context // cancelled by Close; ends the connection loops
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the connection loops
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds a transport and starts dialing cfg.Peers. It does not listen:
+// call [Transport.Serve] with the peer listener.
+func New(cfg Config) (*Transport, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("peer config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("register peer metrics: %w", err)
+	}
+	t := &Transport{
+		cfg:     cfg,
+		log:     cfg.Logger.Named("peer"),
+		metrics: m,
+	}
+	if cfg.TLS == nil && len(cfg.Secret) == 0 {
+		t.log.Warn("peer traffic is neither authenticated nor encrypted: set peer_secret or tls")
+	}
+	t.srv = grpc.NewServer(t.serverOptions()...)
+	peerpb.RegisterPeerServer(t.srv, &server{t: t})
+
+	dialOpts := t.dialOptions()
+	for _, addr := range cfg.Peers {
+		// passthrough: the address is dialed as given on each attempt, so a
+		// name is resolved again on reconnect, without a resolver goroutine.
+		cc, err := grpc.NewClient("passthrough:///"+addr, dialOpts...)
+		if err != nil {
+			for _, p := range t.peers {
+				_ = p.cc.Close()
+			}
+			m.unregister()
+			return nil, fmt.Errorf("peer %s: %w", addr, err)
+		}
+		t.peers = append(t.peers, newPeerConn(t, addr, cc))
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	for _, p := range t.peers {
+		t.wg.Go(func() { p.run(t.ctx) })
+	}
+	return t, nil
+}
+
+func (t *Transport) serverOptions() []grpc.ServerOption {
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(t.cfg.MaxFrameBytes + frameOverhead),
+		grpc.StaticStreamWindowSize(streamWindow),
+		grpc.StaticConnWindowSize(connWindow),
+		grpc.MaxConcurrentStreams(maxStreamsPerConn),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: serverPingTime, Timeout: serverPingTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minClientPingTime, PermitWithoutStream: true}),
+		grpc.ConnectionTimeout(t.cfg.HandshakeTimeout),
+		// Close must not return while a handler may still call
+		// Config.Handler.
+		grpc.WaitForHandlers(true),
+	}
+	if t.cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(t.cfg.TLS)))
+	}
+	return opts
+}
+
+func (t *Transport) dialOptions() []grpc.DialOption {
+	creds := insecure.NewCredentials()
+	if t.cfg.TLS != nil {
+		creds = credentials.NewTLS(t.cfg.TLS)
+	}
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithStaticStreamWindowSize(streamWindow),
+		grpc.WithStaticConnWindowSize(connWindow),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time: clientPingTime, Timeout: clientPingTimeout, PermitWithoutStream: true,
+		}),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay:  t.cfg.BackoffInitial,
+				Multiplier: 2,
+				Jitter:     0.2,
+				MaxDelay:   t.cfg.BackoffMax,
+			},
+			MinConnectTimeout: t.cfg.HandshakeTimeout,
+		}),
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallSendMsgSize(t.cfg.MaxFrameBytes+frameOverhead),
+			grpc.MaxCallRecvMsgSize(frameOverhead),
+		),
+		grpc.WithNoProxy(), // peers are never reached through an HTTP proxy
+		grpc.WithDisableServiceConfig(),
+		grpc.WithDisableRetry(),
+		grpc.WithIdleTimeout(0), // the stream is long-lived; never go idle
+	}
+}
+
+// Serve accepts peer connections on lis until Close, and returns nil then;
+// otherwise it returns the listener's error. It blocks.
+func (t *Transport) Serve(lis net.Listener) error {
+	if t.closed.Load() {
+		_ = lis.Close()
+		return nil
+	}
+	err := t.srv.Serve(lis)
+	if t.closed.Load() || errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("serve peers on %s: %w", lis.Addr(), err)
+	}
+	return nil
+}
+
+// Send encodes msgs and queues each for its destination: every connected
+// peer when To is 0, else the peer that announced that ReplicaID (dropped and
+// counted if none did). It never blocks on the network and keeps no
+// reference to msgs. Safe for concurrent use.
+func (t *Transport) Send(msgs []paxos.Message) {
+	for i := range msgs {
+		m := &msgs[i]
+		b := replog.EncodeMessage(*m)
+		switch {
+		case t.closed.Load():
+			t.metrics.drop(unknownPeer, dropClosed, 1, len(b))
+		case len(b) > t.cfg.MaxFrameBytes:
+			t.metrics.drop(unknownPeer, dropTooLarge, 1, len(b))
+			t.log.Debug("message too large to send", "type", m.Type, "bytes", len(b), "max_frame_bytes", t.cfg.MaxFrameBytes)
+		case m.To == 0:
+			// The encoding is shared by every queue: it is never modified.
+			for _, p := range t.peers {
+				if p.connected.Load() {
+					p.enqueue(b)
+				}
+			}
+		default:
+			if p := t.peerByID(m.To); p != nil {
+				p.enqueue(b)
+			} else {
+				t.metrics.drop(unknownPeer, dropUnknownPeer, 1, len(b))
+				t.log.Trace("no peer with replica id", "replica", m.To, "type", m.Type)
+			}
+		}
+	}
+}
+
+// peerByID returns the peer that announced id, preferring a connected one,
+// or nil.
+func (t *Transport) peerByID(id paxos.ReplicaID) *peerConn {
+	var found *peerConn
+	for _, p := range t.peers {
+		if paxos.ReplicaID(p.id.Load()) != id {
+			continue
+		}
+		if p.connected.Load() {
+			return p
+		}
+		if found == nil {
+			found = p
+		}
+	}
+	return found
+}
+
+// Peers reports every configured peer: its address, the ReplicaID it
+// announced in its last handshake (0 before the first) and whether its
+// outgoing stream is up. Safe for concurrent use.
+func (t *Transport) Peers() []replog.Peer {
+	out := make([]replog.Peer, len(t.peers))
+	for i, p := range t.peers {
+		out[i] = replog.Peer{ID: paxos.ReplicaID(p.id.Load()), Addr: p.addr, Connected: p.connected.Load()}
+	}
+	return out
+}
+
+// Close stops the listener, every stream and every goroutine the transport
+// started, and waits for them; no Handler call starts after it returns.
+// Messages still queued are dropped. Idempotent.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(func() {
+		t.closed.Store(true)
+		t.cancel()
+		t.srv.Stop()
+		t.wg.Wait()
+		var errs []error
+		for _, p := range t.peers {
+			if err := p.cc.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close connection to %s: %w", p.addr, err))
+			}
+			p.discardQueue()
+		}
+		t.metrics.unregister()
+		t.closeErr = errors.Join(errs...)
+	})
+	return t.closeErr
+}
+
+// refusalLog remembers the last refusal logged per peer key, so a peer that
+// keeps retrying is logged once per distinct reason, not once per attempt.
+type refusalLog struct {
+	mu   sync.Mutex
+	last map[string]string
+}
+
+// maxRefusalKeys bounds the memory a stream of strangers can take; past it,
+// refusals of new keys are no longer logged (still counted).
+const maxRefusalKeys = 1024
+
+// shouldLog records reason for key and reports whether it is new.
+func (r *refusalLog) shouldLog(key, reason string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last == nil {
+		r.last = make(map[string]string)
+	}
+	prev, ok := r.last[key]
+	if ok && prev == reason {
+		return false
+	}
+	if !ok && len(r.last) >= maxRefusalKeys {
+		return false
+	}
+	r.last[key] = reason
+	return true
+}
+
+// forget clears key after a successful handshake, so a later refusal is
+// logged again.
+func (r *refusalLog) forget(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.last, key)
+}
