@@ -1,0 +1,53 @@
+// Package replog is regent's replicated log node: it drives the deterministic
+// Paxos core (package replog/paxos), persists through a [Storage], sends
+// through a [Transport], publishes learned entries to readers, and turns a
+// ticker into logical time. It also declares the wire and disk codec of the
+// core's types and the errors callers branch on.
+//
+// # Vocabulary
+//
+// The same words are used in code, logs, metrics and docs, after the Mesos
+// replicated log:
+//
+//   - Position: an index in the log; each position holds at most one chosen
+//     entry.
+//   - Proposal: a Paxos ballot (round, replica); unique per replica, totally
+//     ordered.
+//   - Promise: a replica's pledge not to accept a lower proposal, either for
+//     one position or, implicitly, for every position not otherwise promised.
+//   - Write: a coordinator's request that replicas accept an entry at a
+//     position under its proposal.
+//   - Learned: a position whose entry is known to be chosen by a quorum;
+//     learned entries never change.
+//   - Replica: the acceptor and learner on each master, with a persisted
+//     status (EMPTY, STARTING, RECOVERING, VOTING) and a ReplicaID that is
+//     never reused.
+//   - Coordinator: the single proposer, on the leading master; it wins the
+//     implicit promise round once, fills holes, then writes without a promise
+//     phase.
+//   - Recover: how an EMPTY or restarted replica finds the log's extent and
+//     catches up before it votes.
+//   - Catchup: streaming learned actions (in batches, or from a snapshot) to a
+//     replica that lacks them.
+//   - Truncate: removing every position below a point, by a learned truncate
+//     entry.
+//
+// # The driver's duties
+//
+// For every [paxos.Ready] the core produces, the node's single driver
+// goroutine, in this order:
+//
+//  1. persists its hard state, actions and truncation as one [Batch] with one
+//     [Storage.Save], synced;
+//  2. sends its messages with [Transport.Send], only after the batch is
+//     durable;
+//  3. publishes its learned entries to readers, in position order;
+//  4. calls Advance on the core.
+//
+// A crash anywhere in between leaves a state the protocol allows. Storage
+// errors are fatal: the node stops and reports them; network sends are fire
+// and forget (Paxos tolerates loss).
+//
+// This package must not import net, net/http, the master, the supervisor, HCL
+// or Badger; stores and transports are plugged in through interfaces.
+package replog
