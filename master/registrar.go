@@ -1,0 +1,407 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// registrar keeps the registry: it applies learned log entries in position
+// order (on every master) and, on the leader, batches submitted operations
+// into log entries, keeps several batches in flight, writes snapshots and
+// truncates the log below them. After a failed store it aborts for good, as
+// Mesos's registrar does: the master then exits.
+type registrar struct {
+	log      Log
+	logger   hclog.Logger
+	now      func() time.Time
+	proposer string // this process's identity in the batches it writes
+	cluster  string
+
+	storeTimeout    time.Duration
+	maxBatchOps     int
+	maxInFlight     int
+	snapshotEntries int
+	snapshotBytes   int
+	observeStore    func(kind string, d time.Duration)
+
+	submitc chan *proposal
+	queued  atomic.Int64
+
+	abortOnce sync.Once
+	abortErr  error
+	aborted   chan struct{}
+
+	mu          sync.RWMutex
+	reg         *Registry
+	next        uint64 // the next position to read
+	applied     uint64 // entries applied, for tests and metrics
+	sinceSnap   int    // entries since the last snapshot
+	sinceBytes  int    // bytes of entries since the last snapshot
+	changed     chan struct{}
+	waiters     map[uint64][]*proposal // own batches in flight, by sequence
+	appliedSeq  uint64                 // highest own batch sequence applied
+	proposedSeq uint64                 // highest own batch sequence proposed
+}
+
+// proposal is one submitted operation and where its result goes.
+type proposal struct {
+	op   Operation
+	done chan error // buffered 1
+}
+
+func newRegistrar(cfg *Config, lg Log, proposer string, observe func(string, time.Duration)) *registrar {
+	return &registrar{
+		log:             lg,
+		logger:          cfg.Logger,
+		now:             cfg.Now,
+		proposer:        proposer,
+		cluster:         cfg.Cluster,
+		storeTimeout:    cfg.RegistryStoreTimeout,
+		maxBatchOps:     cfg.MaxBatchOps,
+		maxInFlight:     cfg.MaxInFlight,
+		snapshotEntries: cfg.SnapshotEntries,
+		snapshotBytes:   cfg.SnapshotBytes,
+		observeStore:    observe,
+		submitc:         make(chan *proposal, 4096),
+		aborted:         make(chan struct{}),
+		reg:             &Registry{},
+		changed:         make(chan struct{}),
+		waiters:         map[uint64][]*proposal{},
+	}
+}
+
+// view calls f with the current registry under the read lock; f must not
+// keep or modify it.
+func (r *registrar) view(f func(reg *Registry)) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	f(r.reg)
+}
+
+// follow reads learned entries from the log and applies them until ctx is
+// done (then it returns nil) or the log fails.
+func (r *registrar) follow(ctx context.Context) error {
+	for {
+		r.mu.RLock()
+		from := r.next
+		r.mu.RUnlock()
+		es, err := r.log.Read(ctx, from)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("read log from position %d: %w", from, err)
+		}
+		for _, e := range es {
+			if err := r.applyEntry(e); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// applyEntry applies one learned entry and resolves this master's waiters.
+func (r *registrar) applyEntry(e Entry) error {
+	var (
+		resolve []*proposal
+		results []error
+	)
+	r.mu.Lock()
+	if e.Position < r.next {
+		r.mu.Unlock()
+		return nil // already applied (a log may repeat a position after a snapshot)
+	}
+	switch e.Kind {
+	case EntrySnapshot:
+		reg, err := decodeSnapshot(e.Data)
+		if err != nil {
+			r.mu.Unlock()
+			return fmt.Errorf("apply position %d: %w", e.Position, err)
+		}
+		r.reg = reg
+		r.sinceSnap, r.sinceBytes = 0, 0
+	case EntryAppend:
+		b, err := decodeBatch(e.Data)
+		if err != nil {
+			r.mu.Unlock()
+			return fmt.Errorf("apply position %d: %w", e.Position, err)
+		}
+		results = make([]error, len(b.Ops))
+		for i := range b.Ops {
+			op := &b.Ops[i]
+			if op.Type == OpRecover && op.MasterInfo != nil && r.cluster != "" &&
+				op.MasterInfo.Cluster != "" && op.MasterInfo.Cluster != r.cluster {
+				r.mu.Unlock()
+				return fmt.Errorf("apply position %d: leader record of cluster %q, this master is in %q: %w",
+					e.Position, op.MasterInfo.Cluster, r.cluster, ErrIdentity)
+			}
+			results[i] = r.reg.apply(op, b.Time)
+		}
+		r.sinceSnap++
+		r.sinceBytes += len(e.Data)
+		if b.Proposer == r.proposer {
+			resolve = r.waiters[b.Seq]
+			delete(r.waiters, b.Seq)
+			r.appliedSeq = max(r.appliedSeq, b.Seq)
+		}
+	}
+	r.next = e.Position + 1
+	r.applied++
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+	for i, p := range resolve {
+		if i < len(results) {
+			p.done <- results[i]
+		}
+	}
+	return nil
+}
+
+// appliedThrough returns the next position to apply and a channel closed at
+// the next change.
+func (r *registrar) position() (next uint64, changed <-chan struct{}) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.next, r.changed
+}
+
+// submit proposes op and waits until it is learned and applied, returning
+// the result of applying it (an *OpError if the registry refused it). Only
+// the leader's proposer consumes submissions.
+func (r *registrar) submit(ctx context.Context, op Operation) error {
+	p := &proposal{op: op, done: make(chan error, 1)}
+	r.queued.Add(1)
+	select {
+	case r.submitc <- p:
+	case <-r.aborted:
+		r.queued.Add(-1)
+		return r.abortErr
+	case <-ctx.Done():
+		r.queued.Add(-1)
+		return ctx.Err()
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// abort puts the registrar in its permanent error state: every waiting and
+// later operation fails with err.
+func (r *registrar) abort(err error) {
+	r.abortOnce.Do(func() {
+		r.abortErr = err
+		close(r.aborted)
+		r.mu.Lock()
+		ws := r.waiters
+		r.waiters = map[uint64][]*proposal{}
+		r.mu.Unlock()
+		for _, ps := range ws {
+			for _, p := range ps {
+				p.done <- fmt.Errorf("%w: %w", ErrRegistrarAborted, err)
+			}
+		}
+	})
+}
+
+// propose runs the leader's side until ctx is done: it batches submitted
+// operations, appends each batch with the store timeout, keeps up to
+// maxInFlight batches in flight, and writes a snapshot when one is due. A
+// failed store aborts the registrar.
+func (r *registrar) propose(ctx context.Context) {
+	sem := make(chan struct{}, r.maxInFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		var first *proposal
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.aborted:
+			return
+		case first = <-r.submitc:
+		}
+		ps := []*proposal{first}
+	drain:
+		for len(ps) < r.maxBatchOps {
+			select {
+			case p := <-r.submitc:
+				ps = append(ps, p)
+			default:
+				break drain
+			}
+		}
+		r.queued.Add(-int64(len(ps)))
+		if r.snapshotDue() {
+			if err := r.snapshot(ctx, sem); err != nil {
+				r.failAll(ps, err)
+				if ctx.Err() == nil {
+					r.abort(err)
+				}
+				return
+			}
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			r.failAll(ps, ctx.Err())
+			return
+		case <-r.aborted:
+			r.failAll(ps, r.abortErr)
+			return
+		}
+		b := &batch{Version: batchVersion, Time: r.now().UnixNano(), Proposer: r.proposer, Ops: make([]Operation, len(ps))}
+		for i, p := range ps {
+			b.Ops[i] = p.op
+		}
+		r.mu.Lock()
+		r.proposedSeq++
+		b.Seq = r.proposedSeq
+		r.waiters[b.Seq] = ps
+		r.mu.Unlock()
+		data, err := encodeBatch(b)
+		if err != nil {
+			<-sem
+			r.abort(err)
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if _, err := r.store(ctx, "append", data, r.log.Append); err != nil {
+				if ctx.Err() != nil {
+					r.abort(fmt.Errorf("store batch %d: %w", b.Seq, ctx.Err()))
+					return
+				}
+				r.abort(err)
+			}
+		}()
+	}
+}
+
+// failAll resolves ps with err.
+func (r *registrar) failAll(ps []*proposal, err error) {
+	for _, p := range ps {
+		p.done <- err
+	}
+}
+
+// store runs one log write under the store timeout and classifies its
+// failure as the master's exit.
+func (r *registrar) store(ctx context.Context, kind string, data []byte, write func(context.Context, []byte) (uint64, error)) (uint64, error) {
+	sctx, cancel := context.WithTimeout(ctx, r.storeTimeout)
+	defer cancel()
+	start := time.Now()
+	pos, err := write(sctx, data)
+	if r.observeStore != nil {
+		r.observeStore(kind, time.Since(start))
+	}
+	if err == nil {
+		return pos, nil
+	}
+	return 0, r.storeError(ctx, sctx, err)
+}
+
+// storeError turns a failed log write into the exit it causes.
+func (r *registrar) storeError(ctx, sctx context.Context, err error) error {
+	if ctx.Err() == nil && errors.Is(sctx.Err(), context.DeadlineExceeded) {
+		return &ExitError{
+			Code:   ExitTransient,
+			Reason: fmt.Sprintf("%s: failed to perform store within %v (registry_store_timeout)", reasonStoreFailed, r.storeTimeout),
+			Err:    fmt.Errorf("%w: %w", ErrStoreTimeout, err),
+		}
+	}
+	return exitFor(reasonStoreFailed, fmt.Errorf("store: %w", err))
+}
+
+// snapshotDue reports whether enough has been written since the last
+// snapshot.
+func (r *registrar) snapshotDue() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.sinceSnap >= r.snapshotEntries || r.sinceBytes >= r.snapshotBytes
+}
+
+// snapshot waits for every batch in flight to be applied, appends the
+// registry as a snapshot, and truncates the log below it.
+func (r *registrar) snapshot(ctx context.Context, sem chan struct{}) error {
+	// Own every in-flight slot: all earlier appends have returned.
+	for range cap(sem) {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.aborted:
+			return r.abortErr
+		}
+	}
+	defer func() {
+		for range cap(sem) {
+			<-sem
+		}
+	}()
+	wctx, cancel := context.WithTimeout(ctx, r.storeTimeout)
+	defer cancel()
+	for {
+		r.mu.RLock()
+		done, ch := r.appliedSeq >= r.proposedSeq, r.changed
+		r.mu.RUnlock()
+		if done {
+			break
+		}
+		select {
+		case <-ch:
+		case <-wctx.Done():
+			return r.storeError(ctx, wctx, fmt.Errorf("wait for batches to apply before snapshot: %w", wctx.Err()))
+		}
+	}
+	r.mu.RLock()
+	data, err := encodeSnapshot(r.reg)
+	through := r.next
+	r.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	pos, err := r.store(ctx, "snapshot", data, r.log.AppendSnapshot)
+	if err != nil {
+		return err
+	}
+	if _, err := r.store(ctx, "truncate", nil, func(c context.Context, _ []byte) (uint64, error) {
+		return pos, r.log.Truncate(c, pos)
+	}); err != nil {
+		return err
+	}
+	r.logger.Debug("wrote registry snapshot", "position", pos, "through", through, "bytes", len(data))
+	// Count from the snapshot now, so the next batch does not trigger
+	// another before the reader has applied it.
+	r.mu.Lock()
+	r.sinceSnap, r.sinceBytes = 0, 0
+	r.mu.Unlock()
+	return nil
+}
+
+// waitApplied blocks until the registry has applied every position below
+// pos or ctx is done.
+func (r *registrar) waitApplied(ctx context.Context, pos uint64) error {
+	for {
+		next, ch := r.position()
+		if next >= pos {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
