@@ -106,4 +106,5 @@ func (t *Transport) refuseIncoming(key string, h *peerpb.Hello, ref *refusal) {
 	if t.refused.shouldLog(key, ref.reason) {
 		t.log.Warn("refused peer", "peer", key, "replica", h.GetReplica(), "reason", ref.reason)
 	}
+	t.notifyState()
 }

@@ -38,6 +38,9 @@ type metrics struct {
 	droppedBytes  *prometheus.CounterVec
 	connected     *prometheus.GaugeVec
 	refusals      *prometheus.CounterVec
+	// connectFailures counts attempts that ended before the handshake
+	// succeeded (refusals included).
+	connectFailures *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -58,7 +61,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "regent", Subsystem: "peer", Name: "connected",
 			Help: "1 while the outgoing stream to a peer is up, else 0.",
 		}, []string{"peer"}),
-		refusals: counter("handshake_refusals_total", "Handshakes refused, by who refused (self or peer).", "by"),
+		refusals:        counter("handshake_refusals_total", "Handshakes refused, by who refused (self or peer).", "by"),
+		connectFailures: counter("connect_failures_total", "Attempts to open a stream to a peer that failed before the handshake completed.", "peer"),
 	}
 	if reg == nil {
 		return m, nil
@@ -77,7 +81,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.sentMsgs, m.sentBytes, m.receivedMsgs, m.receivedBytes,
-		m.droppedMsgs, m.droppedBytes, m.connected, m.refusals,
+		m.droppedMsgs, m.droppedBytes, m.connected, m.refusals, m.connectFailures,
 	}
 }
 

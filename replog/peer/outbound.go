@@ -40,6 +40,7 @@ type peerConn struct {
 	wasUp       bool   // logged as connected since the last disconnect log
 
 	sentMsgs, sentBytes prometheus.Counter
+	failures            prometheus.Counter
 	connGauge           prometheus.Gauge
 }
 
@@ -51,6 +52,7 @@ func newPeerConn(t *Transport, addr string, cc *grpc.ClientConn) *peerConn {
 		wake:      make(chan struct{}, 1),
 		sentMsgs:  t.metrics.sentMsgs.WithLabelValues(addr),
 		sentBytes: t.metrics.sentBytes.WithLabelValues(addr),
+		failures:  t.metrics.connectFailures.WithLabelValues(addr),
 		connGauge: t.metrics.connected.WithLabelValues(addr),
 	}
 }
@@ -119,6 +121,9 @@ func (p *peerConn) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			break
 		}
+		if !up {
+			p.failures.Inc()
+		}
 		if up {
 			attempt = 0 // it worked: the next attempt starts from BackoffInitial
 		}
@@ -143,6 +148,7 @@ func (p *peerConn) run(ctx context.Context) {
 		default:
 			log.Debug("peer connection attempt failed", "error", err)
 		}
+		p.t.notifyState()
 		wait := backoffDelay(p.t.cfg.BackoffInitial, p.t.cfg.BackoffMax, attempt)
 		attempt++
 		timer := time.NewTimer(wait)
@@ -186,6 +192,7 @@ func (p *peerConn) setConnected(up bool) {
 		} else {
 			p.connGauge.Set(0)
 		}
+		p.t.notifyState()
 	}
 }
 

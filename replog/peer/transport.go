@@ -72,6 +72,24 @@ type Transport struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
+
+	stateMu sync.Mutex
+	stateCh chan struct{} // closed and replaced whenever a connection attempt ends or a stream comes up
+}
+
+// changed returns a channel closed at the next change of connection state
+// (a stream up or down, an attempt failed or refused).
+func (t *Transport) changed() <-chan struct{} {
+	t.stateMu.Lock()
+	defer t.stateMu.Unlock()
+	return t.stateCh
+}
+
+func (t *Transport) notifyState() {
+	t.stateMu.Lock()
+	defer t.stateMu.Unlock()
+	close(t.stateCh)
+	t.stateCh = make(chan struct{})
 }
 
 // New builds a transport and starts dialing cfg.Peers. It does not listen:
@@ -89,6 +107,7 @@ func New(cfg Config) (*Transport, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.Named("peer"),
 		metrics: m,
+		stateCh: make(chan struct{}),
 	}
 	if cfg.TLS == nil && len(cfg.Secret) == 0 {
 		t.log.Warn("peer traffic is neither authenticated nor encrypted: set peer_secret or tls")
