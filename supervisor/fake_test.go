@@ -151,7 +151,9 @@ func (p *fakeProc) hang() { <-p.done }
 func (p *fakeProc) Pid() int               { return p.pid }
 func (p *fakeProc) Notify() <-chan Message { return p.notify }
 func (p *fakeProc) Done() <-chan struct{}  { return p.done }
-func (p *fakeProc) Tail() []string         { return []string{"line from " + time.Now().UTC().Format(time.TimeOnly)} }
+func (p *fakeProc) Tail() []string {
+	return []string{"line from " + time.Now().UTC().Format(time.TimeOnly)}
+}
 
 func (p *fakeProc) Exit() Exit {
 	p.mu.Lock()

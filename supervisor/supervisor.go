@@ -119,52 +119,60 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	s.log.Info("supervisor started", "pid", os.Getpid(), "systemd_notify", s.sd.socket != "")
 
+	restart := false
 	for {
 		if ctx.Err() != nil {
 			s.finish(StateStopped)
 			return nil
 		}
-		end := s.runChild(ctx)
+		end := s.runChild(ctx, restart)
+		restart = true
 		switch end.why {
 		case endStopped:
-			s.log.Info("child stopped", "pid", end.pid, "exit", end.outcome.Exit.String())
-			s.finish(StateStopped)
+			s.recordExit(end, StateStopped, 0)
 			return nil
 		case endRestart:
-			s.update(func(st *Status) { st.Restarts++ })
+			s.recordExit(end, StateStarting, 0)
 			continue
 		}
 
 		s.failedSinceReady = true
 		d := s.cfg.Policy.Decide(time.Now(), end.outcome, s.hist, s.rnd)
 		s.hist = d.History
-		s.hooks.emit(s.notice(EventExited, end, 0))
 		switch d.Action {
 		case ActionStop:
+			s.recordExit(end, StateStopped, 0)
+			s.hooks.emit(s.notice(EventExited, end, 0))
 			s.log.Info("child exited on its own with code 0, stopping", "pid", end.pid)
-			s.finish(StateStopped)
 			return nil
 		case ActionFatal:
+			s.recordExit(end, StateFatal, 0)
+			s.hooks.emit(s.notice(EventExited, end, 0))
 			s.log.Error("child failed permanently, not restarting", "pid", end.pid, "exit_code", end.outcome.Exit.Code, "reason", end.reason)
-			s.finish(StateFatal)
 			s.hooks.emit(s.notice(EventFatal, end, 0))
 			return fmt.Errorf("%w: %s", ErrFatal, reasonOr(end.reason, end.outcome.Exit.String()))
 		case ActionGiveUp:
+			s.recordExit(end, StateGaveUp, 0)
+			s.hooks.emit(s.notice(EventExited, end, 0))
 			s.log.Error("restart budget spent, giving up", "max_restarts", s.cfg.Policy.MaxRestarts, "restart_window", s.cfg.Policy.RestartWindow)
-			s.finish(StateGaveUp)
 			s.hooks.emit(s.notice(EventGaveUp, end, 0))
 			return fmt.Errorf("%w: %d restarts within %v, last: %s", ErrGaveUp,
 				len(d.History.Restarts), s.cfg.Policy.RestartWindow, reasonOr(end.reason, end.outcome.Exit.String()))
 		}
-		s.log.Info("restarting child", "backoff", d.Delay, "restarts", s.Status().Restarts+1)
-		if d.Delay > 0 {
-			s.hooks.emit(s.notice(EventBackoff, end, d.Delay))
-			if stopped := s.backoff(ctx, d.Delay); stopped {
-				s.finish(StateStopped)
-				return nil
-			}
+		if d.Delay == 0 {
+			s.recordExit(end, StateStarting, 0)
+			s.hooks.emit(s.notice(EventExited, end, 0))
+			s.log.Info("restarting child", "backoff", d.Delay)
+			continue
 		}
-		s.update(func(st *Status) { st.Restarts++ })
+		s.recordExit(end, StateBackoff, d.Delay)
+		s.hooks.emit(s.notice(EventExited, end, 0))
+		s.log.Info("restarting child", "backoff", d.Delay)
+		s.hooks.emit(s.notice(EventBackoff, end, d.Delay))
+		if stopped := s.backoff(ctx, d.Delay); stopped {
+			s.finish(StateStopped)
+			return nil
+		}
 	}
 }
 
@@ -193,10 +201,14 @@ type childEnd struct {
 	tail    []string
 }
 
-// runChild starts one child and supervises it until it is reaped.
-func (s *Supervisor) runChild(ctx context.Context) childEnd {
+// runChild starts one child (a restart unless it is the first) and
+// supervises it until it is reaped.
+func (s *Supervisor) runChild(ctx context.Context, restart bool) childEnd {
 	now := time.Now()
 	s.update(func(st *Status) {
+		if restart {
+			st.Restarts++
+		}
 		st.State = StateStarting
 		st.StartedAt, st.ReadyAt = now, time.Time{}
 		st.NextStartAt, st.NextBackoff = time.Time{}, ""
@@ -211,14 +223,11 @@ func (s *Supervisor) runChild(ctx context.Context) childEnd {
 			outcome: Outcome{Exit: Exit{Code: -1, StartFailed: true}},
 			reason:  err.Error(),
 		}
-		s.recordExit(end)
 		return end
 	}
 	s.update(func(st *Status) { st.ChildPID = p.Pid() })
 	s.log.Info("child started", "pid", p.Pid())
-	end := s.supervise(ctx, p, now)
-	s.recordExit(end)
-	return end
+	return s.supervise(ctx, p, now)
 }
 
 // supervise handles one running child's messages, timers and the
@@ -380,11 +389,6 @@ func (s *Supervisor) supervise(ctx context.Context, p Process, start time.Time) 
 // backoff waits d before the next start, handling signals; it reports
 // whether a stop was requested meanwhile.
 func (s *Supervisor) backoff(ctx context.Context, d time.Duration) (stopped bool) {
-	next := time.Now().Add(d)
-	s.update(func(st *Status) {
-		st.State = StateBackoff
-		st.NextStartAt, st.NextBackoff = next, d.String()
-	})
 	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
@@ -443,8 +447,9 @@ func (s *Supervisor) reload(ctx context.Context, p Process) ReloadAction {
 	return action
 }
 
-// recordExit puts a child's end into the status.
-func (s *Supervisor) recordExit(end childEnd) {
+// recordExit puts a child's end into the status, with the state the
+// supervisor moves to and, for backoff, the delay.
+func (s *Supervisor) recordExit(end childEnd, next State, backoff time.Duration) {
 	e := end.outcome.Exit
 	lvl := hclog.Warn
 	if end.why != endExited {
@@ -463,6 +468,10 @@ func (s *Supervisor) recordExit(end childEnd) {
 		st.LastExitAt = time.Now()
 		st.LastOutput = end.tail
 		st.ReadyAt = time.Time{}
+		st.State = next
+		if next == StateBackoff {
+			st.NextStartAt, st.NextBackoff = time.Now().Add(backoff), backoff.String()
+		}
 	})
 }
 
