@@ -219,21 +219,21 @@ func (l *fakeLog) Truncate(ctx context.Context, to uint64) error {
 }
 
 func (l *fakeLog) Read(ctx context.Context, from uint64) ([]Entry, error) {
-	l.mu.Lock()
-	g, rerr := l.readGate, l.readErr
-	l.mu.Unlock()
-	if rerr != nil {
-		return nil, rerr
-	}
-	if g != nil {
-		select {
-		case <-g:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
 	c := l.c
 	for {
+		l.mu.Lock()
+		g, rerr := l.readGate, l.readErr
+		l.mu.Unlock()
+		if rerr != nil {
+			return nil, rerr
+		}
+		if g != nil {
+			select {
+			case <-g:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 		c.mu.Lock()
 		from = max(from, c.begin)
 		var out []Entry
