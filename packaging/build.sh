@@ -7,6 +7,7 @@
 #   SOURCE_DATE_EPOCH  timestamp of every file; default the last commit's time
 #   BUILD_DIR          scratch space; default _build
 #   DIST_DIR           where packages go; default dist
+#   TOOLS_DIR          where the pinned nfpm is built; default $BUILD_DIR/tools
 # Output: $DIST_DIR/regent_<version>_<arch>.deb and
 #         $DIST_DIR/regent-<version>-1.<rpm arch>.rpm
 # Two runs on the same commit give byte-identical packages.
@@ -17,6 +18,7 @@ cd "$(dirname "$0")/.."
 NFPM_VERSION=v2.45.2
 BUILD_DIR=${BUILD_DIR:-_build}
 DIST_DIR=${DIST_DIR:-dist}
+TOOLS_DIR=${TOOLS_DIR:-$BUILD_DIR/tools}
 ARCHES=${REGENT_ARCHES:-amd64 arm64}
 GO=${GO:-go}
 
@@ -55,13 +57,13 @@ DATE=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)
 MAINTAINER="regent maintainers <regent@regent-ha.invalid>"
 
 gen=$BUILD_DIR/pkg
-mkdir -p "$gen" "$DIST_DIR" "$BUILD_DIR/tools"
+mkdir -p "$gen" "$DIST_DIR" "$TOOLS_DIR"
 
 # nfpm, pinned, built once into the build dir (not imported by the module).
-nfpm=$BUILD_DIR/tools/nfpm-$NFPM_VERSION
+nfpm=$TOOLS_DIR/nfpm-$NFPM_VERSION
 if [[ ! -x $nfpm ]]; then
-	GOBIN=$(realpath "$BUILD_DIR/tools") "$GO" install "github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION"
-	mv "$BUILD_DIR/tools/nfpm" "$nfpm"
+	GOBIN=$(realpath "$TOOLS_DIR") "$GO" install "github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION"
+	mv "$TOOLS_DIR/nfpm" "$nfpm"
 fi
 
 ldflags="-s -w -X github.com/regent-ha/regent/appliance.Version=$VERSION"
