@@ -1,0 +1,13 @@
+package badgerstore_test
+
+import (
+	"os"
+	"testing"
+)
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
