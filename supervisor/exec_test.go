@@ -252,8 +252,13 @@ func TestSupervisedChildNotifiesSystemd(t *testing.T) {
 		t.Fatalf("Run = %v, want ErrGaveUp", err)
 	}
 	var got []string
-	for len(ch) > 0 {
-		got = append(got, <-ch)
+	for len(got) == 0 || !strings.HasPrefix(got[len(got)-1], "STATUS=gave_up") {
+		select {
+		case d := <-ch:
+			got = append(got, d)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no gave_up STATUS= within 10s; got %q", got)
+		}
 	}
 	var ready, running, gaveUp int
 	for _, d := range got {

@@ -469,6 +469,9 @@ func (s *Supervisor) recordExit(end childEnd, next State, backoff time.Duration)
 		st.LastOutput = end.tail
 		st.ReadyAt = time.Time{}
 		st.State = next
+		if next == StateStarting {
+			st.ChildPID = 0
+		}
 		if next == StateBackoff {
 			st.NextStartAt, st.NextBackoff = time.Now().Add(backoff), backoff.String()
 		}
