@@ -1,0 +1,619 @@
+package paxos
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
+
+// Storage is the core's read-only view of the durable log. The driver's store
+// satisfies it; the core never writes through it (writes leave in Ready).
+// Methods are called from the driver's goroutine only, during the core's
+// calls; errors are fatal and returned wrapped by the core.
+type Storage interface {
+	// InitialState returns the persisted HardState: the zero HardState
+	// (Replica == 0) for an empty store.
+	InitialState() (HardState, error)
+	// Action returns the stored action at p, if any.
+	Action(p Position) (Action, bool, error)
+	// Actions returns stored actions in [from, to), ascending: at least one
+	// if any exists, then it stops once maxBytes is passed.
+	Actions(from, to Position, maxBytes int) ([]Action, error)
+	// LastPosition returns the highest stored position, if any.
+	LastPosition() (Position, bool, error)
+}
+
+// configAt is a learned membership and the position of its EntryConfig.
+type configAt struct {
+	at Position
+	m  Membership
+}
+
+// unstableAction is an action handed out (or about to be) in a Ready that
+// the driver may not have persisted yet.
+type unstableAction struct {
+	a   Action
+	seq uint64
+}
+
+// Core is one replica's deterministic protocol state machine: acceptor,
+// learner, and while campaigning or elected, coordinator. It is not safe for
+// concurrent use; the driver calls it from one goroutine.
+type Core struct {
+	cfg Config
+	st  Storage
+	id  ReplicaID
+	now uint64
+
+	hs      HardState
+	hsDirty bool
+
+	next      Position            // one past the highest stored position
+	learnedTo Position            // every position below it is learned or truncated
+	ahead     map[Position]Action // learned actions above learnedTo
+	cfgs      []configAt          // learned configs (Cluster != 0), ascending
+
+	deliver []Action // learned, contiguous, for the application
+
+	unstable      map[Position]unstableAction
+	pend          []Action
+	pendIdx       map[Position]int
+	truncateBelow Position
+	msgs          []Message
+	events        []Event
+	local         []Message // messages to self, handled before the call returns
+	seq           uint64    // sequence number of the next Ready
+
+	// As an acceptor: the coordinator heard from most recently.
+	lease           Proposal
+	leaseAt         uint64
+	leaseKnown      bool
+	leader          ReplicaID
+	leaderAt        uint64
+	leaderKnown     bool
+	leaderLearnedTo Position
+
+	role      Role
+	proposal  Proposal
+	lastRound uint64
+	camp      *campaign
+	w         *writer
+	rec       *recovery
+	cu        catchup
+
+	refusedAt      map[ReplicaID]uint64
+	refused        uint64
+	refusedByPeers uint64
+
+	pendingErr error // a storage error met while handling local messages
+}
+
+// New returns a Core for the replica whose durable state st holds. It scans
+// the stored log once to rebuild the in-memory index.
+func New(cfg Config, st Storage) (*Core, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new core: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	c := &Core{
+		cfg:       cfg,
+		st:        st,
+		id:        cfg.Replica,
+		ahead:     map[Position]Action{},
+		unstable:  map[Position]unstableAction{},
+		pendIdx:   map[Position]int{},
+		refusedAt: map[ReplicaID]uint64{},
+		role:      RoleFollower,
+		seq:       1,
+	}
+	hs, err := st.InitialState()
+	if err != nil {
+		return nil, fmt.Errorf("new core: read hard state: %w", err)
+	}
+	switch {
+	case hs.Replica == 0:
+		hs = HardState{Replica: cfg.Replica, Status: StatusEmpty}
+		c.hsDirty = true
+	case hs.Replica != cfg.Replica:
+		return nil, fmt.Errorf("new core: store belongs to replica %d, not %d", hs.Replica, cfg.Replica)
+	}
+	if hs.Status == 0 {
+		hs.Status = StatusEmpty
+		c.hsDirty = true
+	}
+	c.hs = hs
+	c.hs.Membership = hs.Membership.clone()
+	if hs.Cluster != 0 && len(hs.Membership.Members) > 0 {
+		c.cfgs = []configAt{{at: hs.ConfigAt, m: c.hs.Membership}}
+	}
+	c.next = hs.Begin
+	c.learnedTo = hs.Begin
+	if err := c.scan(); err != nil {
+		return nil, err
+	}
+	if c.hs.Status != StatusVoting {
+		c.startRecovery()
+	}
+	c.drainLocal()
+	return c, nil
+}
+
+// scan rebuilds next, learnedTo, ahead, cfgs and the delivery queue from
+// storage.
+func (c *Core) scan() error {
+	last, ok, err := c.st.LastPosition()
+	if err != nil {
+		return fmt.Errorf("new core: last position: %w", err)
+	}
+	if !ok || last < c.hs.Begin {
+		return nil
+	}
+	for from := c.hs.Begin; from <= last; {
+		as, err := c.st.Actions(from, last+1, 1<<20)
+		if err != nil {
+			return fmt.Errorf("new core: read actions from %d: %w", from, err)
+		}
+		if len(as) == 0 {
+			break
+		}
+		for _, a := range as {
+			c.next = max(c.next, a.Position+1)
+			if a.Learned {
+				c.markLearned(a)
+			}
+		}
+		from = as[len(as)-1].Position + 1
+	}
+	return nil
+}
+
+// Tick advances logical time by one tick: retries, heartbeats, leases and
+// timeouts are counted in ticks.
+func (c *Core) Tick() {
+	c.now++
+	c.tickRecovery()
+	c.tickCatchup()
+	c.tickCampaign()
+	c.tickWriter()
+	c.drainLocal()
+}
+
+// Step handles one incoming message. Messages for another replica, from
+// another cluster or malformed are dropped (a refusal may be sent back). The
+// error is a storage error, which is fatal.
+func (c *Core) Step(m Message) error {
+	if m.To != 0 && m.To != c.id {
+		return nil
+	}
+	if m.From == c.id || m.From == 0 {
+		return nil
+	}
+	if m.Type != MsgRefused && m.Cluster != 0 && c.hs.Cluster != 0 && m.Cluster != c.hs.Cluster {
+		c.refuse(m.From, fmt.Sprintf("message from cluster %d refused by replica %d of cluster %d", m.Cluster, c.id, c.hs.Cluster))
+		c.drainLocal()
+		return nil
+	}
+	if err := c.step(m); err != nil {
+		return err
+	}
+	return c.drainLocalErr()
+}
+
+// step dispatches one message, local or remote.
+func (c *Core) step(m Message) error {
+	switch m.Type {
+	case MsgPromiseRequest:
+		return c.handlePromiseRequest(m)
+	case MsgPromiseResponse:
+		return c.handlePromiseResponse(m)
+	case MsgWriteRequest:
+		return c.handleWriteRequest(m)
+	case MsgWriteResponse:
+		return c.handleWriteResponse(m)
+	case MsgLearned:
+		return c.handleLearned(m)
+	case MsgRecoverRequest:
+		c.handleRecoverRequest(m)
+	case MsgRecoverResponse:
+		c.handleRecoverResponse(m)
+	case MsgCatchupRequest:
+		return c.handleCatchupRequest(m)
+	case MsgCatchupResponse:
+		return c.handleCatchupResponse(m)
+	case MsgHeartbeat:
+		c.handleHeartbeat(m)
+	case MsgHeartbeatResponse:
+		return c.handleHeartbeatResponse(m)
+	case MsgRefused:
+		c.refusedByPeers++
+		c.events = append(c.events, Refused{From: m.From, Reason: m.Reason})
+	}
+	return nil
+}
+
+// drainLocal handles messages to self. Storage errors cannot happen for
+// local messages that only touch in-memory state; others are reported by
+// drainLocalErr.
+func (c *Core) drainLocal() {
+	if err := c.drainLocalErr(); err != nil {
+		c.pendingErr = err
+	}
+}
+
+func (c *Core) drainLocalErr() error {
+	for {
+		for len(c.local) > 0 {
+			m := c.local[0]
+			c.local = c.local[1:]
+			if err := c.step(m); err != nil {
+				return err
+			}
+		}
+		if err := c.pendingErr; err != nil {
+			c.pendingErr = nil
+			return err
+		}
+		if err := c.progress(); err != nil {
+			return err
+		}
+		if len(c.local) == 0 {
+			return nil
+		}
+	}
+}
+
+// progress moves the state machines that wait on learned positions: the
+// election's fill, a campaign's catch-up and recovery.
+func (c *Core) progress() error {
+	if cp := c.camp; cp != nil && cp.won {
+		if cp.catchTo > 0 && c.learnedTo >= cp.catchTo {
+			cp.catchTo = 0
+			c.startFillRound()
+		}
+		if err := c.resolveFill(); err != nil {
+			return err
+		}
+		c.checkElected()
+	}
+	c.checkRecoveryDone()
+	return nil
+}
+
+// send queues m for the transport, or for local handling when addressed to
+// self.
+func (c *Core) send(m Message) {
+	m.Cluster = c.hs.Cluster
+	m.From = c.id
+	if m.To == c.id {
+		c.local = append(c.local, m)
+		return
+	}
+	c.msgs = append(c.msgs, m)
+}
+
+// broadcast sends m to every peer (To == 0) and to self.
+func (c *Core) broadcast(m Message) {
+	m.To = 0
+	c.send(m)
+	m.To = c.id
+	c.send(m)
+}
+
+// refuse counts a refused message from peer and answers it with MsgRefused,
+// at most once per LeaseTicks.
+func (c *Core) refuse(peer ReplicaID, reason string) {
+	c.refused++
+	if at, ok := c.refusedAt[peer]; ok && c.now-at < uint64(c.cfg.LeaseTicks) {
+		return
+	}
+	c.refusedAt[peer] = c.now
+	c.send(Message{Type: MsgRefused, To: peer, Reason: reason})
+}
+
+// getAction returns the action at p, from the unstable overlay or storage.
+func (c *Core) getAction(p Position) (Action, bool, error) {
+	if u, ok := c.unstable[p]; ok {
+		return u.a, true, nil
+	}
+	a, ok, err := c.st.Action(p)
+	if err != nil {
+		return Action{}, false, fmt.Errorf("read action %d: %w", p, err)
+	}
+	return a, ok, nil
+}
+
+// putAction queues a to be persisted in the next Ready.
+func (c *Core) putAction(a Action) {
+	c.unstable[a.Position] = unstableAction{a: a, seq: c.seq}
+	if i, ok := c.pendIdx[a.Position]; ok {
+		c.pend[i] = a
+	} else {
+		c.pendIdx[a.Position] = len(c.pend)
+		c.pend = append(c.pend, a)
+	}
+	c.next = max(c.next, a.Position+1)
+}
+
+// setStatus persists a status transition and reports it.
+func (c *Core) setStatus(s Status) {
+	if c.hs.Status == s {
+		return
+	}
+	c.events = append(c.events, StatusChanged{From: c.hs.Status, To: s})
+	c.hs.Status = s
+	c.hsDirty = true
+}
+
+// learn stores a as learned, unless its position is truncated or already
+// learned (a learned action is never overwritten). Two different values
+// learned at one position break the protocol: learn panics.
+func (c *Core) learn(a Action) error {
+	p := a.Position
+	if p < c.hs.Begin {
+		return nil
+	}
+	ex, ok, err := c.getAction(p)
+	if err != nil {
+		return err
+	}
+	if ok && ex.Learned {
+		checkSameValue(ex, a)
+		return nil
+	}
+	a.Learned = true
+	if ok && a.Promised.Less(ex.Promised) {
+		a.Promised = ex.Promised
+	}
+	c.putAction(a)
+	c.markLearned(a)
+	return nil
+}
+
+// checkSameValue panics if two learned actions at one position hold
+// different values. A tombstone NOP may stand for any truncated value.
+func checkSameValue(a, b Action) {
+	if a.Entry.Type == EntryNop && a.Entry.Tombstone || b.Entry.Type == EntryNop && b.Entry.Tombstone {
+		return
+	}
+	if !sameEntry(a.Entry, b.Entry) {
+		panic(fmt.Sprintf("paxos: two values learned at position %d: %+v and %+v", a.Position, a.Entry, b.Entry))
+	}
+}
+
+// sameEntry reports whether a and b are the same value.
+func sameEntry(a, b Entry) bool {
+	if a.Type != b.Type || a.To != b.To || a.Tombstone != b.Tombstone || string(a.Data) != string(b.Data) {
+		return false
+	}
+	if (a.Config == nil) != (b.Config == nil) {
+		return false
+	}
+	if a.Config != nil {
+		return a.Config.Cluster == b.Config.Cluster && slices.Equal(a.Config.Members, b.Config.Members)
+	}
+	return true
+}
+
+// markLearned updates the in-memory index for a learned action: learnedTo,
+// the delivery queue, membership and truncation.
+func (c *Core) markLearned(a Action) {
+	p := a.Position
+	c.next = max(c.next, p+1)
+	if p < c.learnedTo {
+		return
+	}
+	if c.w != nil {
+		c.w.learned(p)
+	}
+	switch a.Entry.Type {
+	case EntryConfig:
+		if a.Entry.Config != nil {
+			c.learnConfig(p, *a.Entry.Config)
+		}
+	case EntryTruncate:
+		c.truncate(min(a.Entry.To, p))
+	case EntryNop:
+		if a.Entry.Tombstone {
+			c.truncate(p)
+		}
+	}
+	if p < c.learnedTo { // truncated past it
+		return
+	}
+	c.ahead[p] = a
+	for {
+		b, ok := c.ahead[c.learnedTo]
+		if !ok {
+			break
+		}
+		delete(c.ahead, c.learnedTo)
+		if c.learnedTo >= c.cfg.Applied {
+			c.deliver = append(c.deliver, b)
+		}
+		c.learnedTo++
+	}
+	c.pruneConfigs()
+}
+
+// learnConfig records a learned membership at position at. The latest one
+// becomes HardState.Membership, so a truncated log still knows it.
+func (c *Core) learnConfig(at Position, m Membership) {
+	if m.Cluster == 0 || (c.hs.Cluster != 0 && c.hs.Cluster != m.Cluster) {
+		return
+	}
+	i, found := slices.BinarySearchFunc(c.cfgs, at, func(x configAt, at Position) int { return cmp.Compare(x.at, at) })
+	if !found {
+		c.cfgs = slices.Insert(c.cfgs, i, configAt{at: at, m: m.clone()})
+	}
+	if c.hs.Membership.Cluster == 0 || at > c.hs.ConfigAt {
+		c.hs.Cluster = m.Cluster
+		c.hs.Membership = m.clone()
+		c.hs.ConfigAt = at
+		c.hsDirty = true
+		c.events = append(c.events, MembershipChanged{At: at, Membership: m.clone()})
+	}
+}
+
+// pruneConfigs drops learned configs no position at or above learnedTo
+// needs: it keeps the last one below learnedTo and every one above.
+func (c *Core) pruneConfigs() {
+	i := 0
+	for i+1 < len(c.cfgs) && c.cfgs[i+1].at < c.learnedTo {
+		i++
+	}
+	if i > 0 {
+		c.cfgs = slices.Delete(c.cfgs, 0, i)
+	}
+}
+
+// truncate moves Begin to b: every position below b is treated as learned
+// and deleted from storage.
+func (c *Core) truncate(b Position) {
+	if b <= c.hs.Begin {
+		return
+	}
+	c.hs.Begin = b
+	c.hsDirty = true
+	c.truncateBelow = max(c.truncateBelow, b)
+	for p := range c.unstable {
+		if p < b {
+			delete(c.unstable, p)
+		}
+	}
+	for p := range c.ahead {
+		if p < b {
+			delete(c.ahead, p)
+		}
+	}
+	c.next = max(c.next, b)
+	if c.learnedTo < b {
+		c.learnedTo = b
+	}
+}
+
+// configFor returns the membership in force at p: the latest learned
+// EntryConfig below p, or before the first one the initialisation set.
+func (c *Core) configFor(p Position) Membership {
+	for i := len(c.cfgs) - 1; i >= 0; i-- {
+		if c.cfgs[i].at < p {
+			return c.cfgs[i].m
+		}
+	}
+	if c.hs.Cluster == 0 || len(c.cfgs) == 0 {
+		return c.hs.Membership
+	}
+	return c.cfgs[0].m
+}
+
+// latestConfig returns the latest learned membership.
+func (c *Core) latestConfig() Membership {
+	if n := len(c.cfgs); n > 0 {
+		return c.cfgs[n-1].m
+	}
+	return c.hs.Membership
+}
+
+// knownMember reports whether id is a member of any membership this core
+// knows about (latest, or in force at a position still in flight).
+func (c *Core) knownMember(id ReplicaID) bool {
+	if c.hs.Membership.isMember(id) {
+		return true
+	}
+	for _, x := range c.cfgs {
+		if x.m.isMember(id) {
+			return true
+		}
+	}
+	return false
+}
+
+// jitter returns a retry delay in [RetryTicks, 2*RetryTicks).
+func (c *Core) jitter() uint64 {
+	t := c.cfg.RetryTicks
+	if c.cfg.Rand != nil && t > 1 {
+		return uint64(t + c.cfg.Rand.Intn(t))
+	}
+	return uint64(t)
+}
+
+// HasReady reports whether Ready would return anything.
+func (c *Core) HasReady() bool {
+	return c.hsDirty || len(c.pend) > 0 || c.truncateBelow != 0 || len(c.msgs) > 0 ||
+		len(c.deliver) > 0 || len(c.events) > 0 || c.w.hasUnsent()
+}
+
+// Ready returns the next batch. The driver persists it, syncs, sends its
+// messages, publishes its learned actions and then calls Advance with it.
+func (c *Core) Ready() Ready {
+	c.w.flush(c)
+	rd := Ready{seq: c.seq}
+	c.seq++
+	if c.hsDirty {
+		hs := c.hs
+		hs.Membership = c.hs.Membership.clone()
+		rd.HardState = &hs
+		c.hsDirty = false
+	}
+	if len(c.pend) > 0 {
+		rd.Actions = c.pend
+		slices.SortFunc(rd.Actions, func(a, b Action) int { return cmp.Compare(a.Position, b.Position) })
+		c.pend = nil
+		clear(c.pendIdx)
+	}
+	rd.TruncateBelow, c.truncateBelow = c.truncateBelow, 0
+	rd.Messages, c.msgs = c.msgs, nil
+	rd.Learned, c.deliver = c.deliver, nil
+	rd.Events, c.events = c.events, nil
+	return rd
+}
+
+// Advance tells the core that rd was persisted, sent and published.
+func (c *Core) Advance(rd Ready) {
+	for p, u := range c.unstable {
+		if u.seq <= rd.seq {
+			delete(c.unstable, p)
+		}
+	}
+}
+
+// Status returns a snapshot of the core's state.
+func (c *Core) Status() CoreStatus {
+	s := CoreStatus{
+		Replica:        c.id,
+		Cluster:        c.hs.Cluster,
+		Status:         c.hs.Status,
+		Role:           c.role,
+		Tick:           c.now,
+		Promised:       c.hs.Promised,
+		Begin:          c.hs.Begin,
+		End:            c.next,
+		LearnedTo:      c.learnedTo,
+		Membership:     c.hs.Membership.clone(),
+		ConfigAt:       c.hs.ConfigAt,
+		Member:         c.hs.Membership.isMember(c.id),
+		Voter:          c.hs.Membership.isVoter(c.id),
+		Refused:        c.refused,
+		RefusedByPeers: c.refusedByPeers,
+	}
+	if c.role != RoleFollower {
+		s.Proposal = c.proposal
+	}
+	if c.w != nil {
+		s.InFlight = len(c.w.inflight)
+		if c.role == RoleCoordinator {
+			s.LeaseRemaining = c.w.leaseRemaining(c)
+		}
+	}
+	if c.role == RoleCoordinator {
+		s.Leader, s.LeaderProposal = c.id, c.proposal
+	} else if c.leaseLive() {
+		s.Leader, s.LeaderProposal = c.lease.Replica, c.lease
+	}
+	return s
+}
+
+// leaseLive reports whether this replica heard from a live coordinator (or
+// promised a proposer) within LeaseTicks.
+func (c *Core) leaseLive() bool {
+	return c.leaseKnown && c.now-c.leaseAt < uint64(c.cfg.LeaseTicks)
+}

@@ -1,0 +1,98 @@
+package paxos
+
+// Ready is one batch of work for the driver. The driver persists HardState,
+// Actions and TruncateBelow atomically and syncs, only then sends Messages,
+// then publishes Learned, then calls [Core.Advance] with the batch.
+//
+// The slices belong to the driver once returned; the core does not modify
+// them again, but the Entry payloads and Membership pointers inside may be
+// shared with the core and must be treated as read-only.
+type Ready struct {
+	// HardState is the replica's metadata to persist, or nil if unchanged.
+	HardState *HardState
+	// Actions are upserts, ascending by position.
+	Actions []Action
+	// TruncateBelow, if non-zero, asks the driver to delete every stored
+	// action below it (after applying Actions).
+	TruncateBelow Position
+	// Messages are sent only after the batch is synced. To == 0 means every
+	// peer the transport knows.
+	Messages []Message
+	// Learned are the newly learned actions for the application, ascending
+	// and contiguous from the last delivered position. After a truncation
+	// this replica had not caught up with, the sequence jumps forward to
+	// Begin, which by the log's convention holds an EntrySnapshot.
+	Learned []Action
+	// Events report protocol transitions, in the order they happened.
+	Events []Event
+
+	seq uint64
+}
+
+// Event is a protocol transition reported in [Ready.Events]: one of
+// [Elected], [LostLeadership], [CampaignFailed], [Joined], [StatusChanged],
+// [Refused], [NotInitialized], [MembershipChanged].
+type Event interface {
+	isEvent()
+}
+
+// Elected reports that this replica won the implicit promise round and filled
+// every position up to the highest end a quorum reported: it may now Propose.
+type Elected struct {
+	Proposal Proposal
+	Last     Position // last filled position; the first Propose gets Last+1
+}
+
+// LostLeadership reports that the coordinator saw a REJECT: a replica
+// promised the higher proposal By. Writes in flight have an unknown outcome
+// and will be filled by the next coordinator. The coordinator stops writing.
+type LostLeadership struct {
+	By Proposal
+}
+
+// CampaignFailed reports that a campaign ended without winning: a replica
+// promised the higher proposal By, or refused because it knows a live lease
+// held by another coordinator.
+type CampaignFailed struct {
+	By     Proposal
+	Reason string
+}
+
+// Joined reports that the local replica became VOTING: recovery (or
+// initialisation) is complete.
+type Joined struct {
+	Begin, End Position
+}
+
+// StatusChanged reports a persisted status transition of the local replica.
+type StatusChanged struct {
+	From, To Status
+}
+
+// Refused reports that a peer refused a message of ours: we are not a member
+// of its cluster, or belong to another cluster.
+type Refused struct {
+	From   ReplicaID
+	Reason string
+}
+
+// NotInitialized reports that every expected replica is EMPTY but
+// auto-initialisation is off: an operator must initialise the log.
+type NotInitialized struct {
+	Empty int // EMPTY replicas seen in the last recover round
+}
+
+// MembershipChanged reports that an EntryConfig was learned.
+type MembershipChanged struct {
+	At         Position
+	Membership Membership
+}
+
+func (Elected) isEvent()           {}
+func (LostLeadership) isEvent()    {}
+func (CampaignFailed) isEvent()    {}
+func (Joined) isEvent()            {}
+func (StatusChanged) isEvent()     {}
+func (Refused) isEvent()           {}
+func (NotInitialized) isEvent()    {}
+func (MembershipChanged) isEvent() {}
