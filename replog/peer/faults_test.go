@@ -219,9 +219,18 @@ func TestFaultsPartitionOnLoopback(t *testing.T) {
 	for i := range faults {
 		faults[i] = NewFaults(uint64(i))
 	}
+	// arrived sees every message reaching a transport, before the
+	// inbound filter, so the test knows when a blocked one came and went.
+	arrived := make([]chan paxos.Message, len(ids))
 	k := 0
 	nodes := startCluster(t, ids, func(c *Config) {
-		c.Handler = faults[k].Inbound(c.Handler)
+		filtered := faults[k].Inbound(c.Handler)
+		ch := make(chan paxos.Message, 64)
+		arrived[k] = ch
+		c.Handler = func(m paxos.Message) {
+			ch <- m
+			filtered(m)
+		}
 		k++
 	})
 	for i, n := range nodes {
@@ -240,6 +249,18 @@ func TestFaultsPartitionOnLoopback(t *testing.T) {
 	}
 	if got := a.recv(t, 1); got[0].From != 2 {
 		t.Errorf("a received %+v, want b's message", got[0])
+	}
+	// Wait until c's message reached a's filter.
+	for deadline := time.After(waitTimeout); ; {
+		var m paxos.Message
+		select {
+		case m = <-arrived[0]:
+		case <-deadline:
+			t.Fatal("c's message never reached a")
+		}
+		if m.From == c.id {
+			break
+		}
 	}
 
 	fa.Heal()

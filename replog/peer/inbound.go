@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"errors"
 	"io"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -26,7 +27,9 @@ type server struct {
 // every frame's messages, in order, to Config.Handler.
 func (s *server) Stream(stream grpc.BidiStreamingServer[peerpb.Frame, peerpb.Welcome]) error {
 	t := s.t
-	first, err := stream.Recv()
+	// A dialer that connects and says nothing must not hold the stream.
+	deadline := time.Now().Add(t.cfg.HandshakeTimeout)
+	first, err := recvBy(stream, deadline)
 	if err != nil {
 		return err
 	}
@@ -45,7 +48,7 @@ func (s *server) Stream(stream grpc.BidiStreamingServer[peerpb.Frame, peerpb.Wel
 	}
 	frame := first // its Msgs are empty: a hello frame carries nothing else
 	if len(t.cfg.Secret) > 0 {
-		if frame, err = stream.Recv(); err != nil {
+		if frame, err = recvBy(stream, deadline); err != nil {
 			return err
 		}
 		want := proofMAC(t.cfg.Secret, h.GetNonce(), welcome.GetNonce())
@@ -107,4 +110,27 @@ func (t *Transport) refuseIncoming(key string, h *peerpb.Hello, ref *refusal) {
 		t.log.Warn("refused peer", "peer", key, "replica", h.GetReplica(), "reason", ref.reason)
 	}
 	t.notifyState()
+}
+
+// recvBy receives one frame, or fails with DeadlineExceeded at deadline. The
+// Recv runs on a goroutine of its own; after a timeout it ends as soon as the
+// handler returns, because gRPC then cancels the stream.
+func recvBy(stream grpc.BidiStreamingServer[peerpb.Frame, peerpb.Welcome], deadline time.Time) (*peerpb.Frame, error) {
+	type result struct {
+		f   *peerpb.Frame
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		f, err := stream.Recv()
+		ch <- result{f, err}
+	}()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case r := <-ch:
+		return r.f, r.err
+	case <-timer.C:
+		return nil, status.Error(codes.DeadlineExceeded, "peer handshake timed out")
+	}
 }

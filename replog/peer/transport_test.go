@@ -673,3 +673,20 @@ func TestMetricsRegistration(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestListenerTimesOutSilentDialer(t *testing.T) {
+	t.Parallel()
+	b := startNode(t, 2, 1, listen(t), nil, func(c *Config) { c.HandshakeTimeout = 50 * time.Millisecond })
+	cc, err := grpc.NewClient("passthrough:///"+b.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	stream, err := peerpb.NewPeerClient(cc).Stream(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("Recv on a silent stream = %v, want code %v", err, codes.DeadlineExceeded)
+	}
+}
