@@ -323,6 +323,16 @@ func unknownFlag(fs *flag.FlagSet, args []string) (string, bool) {
 // didYouMean returns ` (did you mean "x"?)` for the candidate nearest to
 // word, or "" when none is near enough.
 func didYouMean(word string, candidates []string) string {
+	if best, ok := nearest(word, candidates); ok {
+		return fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	return ""
+}
+
+// nearest returns the candidate nearest to word when it is close enough to
+// be a likely typo: at most a third of the word's length in edits, at least
+// one.
+func nearest(word string, candidates []string) (string, bool) {
 	best, bestDist := "", 0
 	sorted := append([]string(nil), candidates...)
 	sort.Strings(sorted)
@@ -332,30 +342,35 @@ func didYouMean(word string, candidates []string) string {
 			best, bestDist = c, d
 		}
 	}
-	// Close enough: a third of the word's length, at least one edit.
 	if best == "" || bestDist > max(1, len(word)/3) {
-		return ""
+		return "", false
 	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return best, true
 }
 
-// editDistance is the Levenshtein distance between a and b, in bytes.
+// editDistance is the optimal string alignment distance between a and b,
+// in bytes: insertions, deletions, substitutions and transpositions of two
+// neighbours ("rnu" is one edit from "run") each cost one.
 func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }

@@ -359,15 +359,6 @@ var settings = []setting{
 		supervisorAttr(func(s *fileSupervisor) *hcl.Attribute { return s.ReadyTimeout }), func(c *Config) any { return &c.Supervisor.ReadyTimeout }},
 }
 
-func settingByName(name string) *setting {
-	for i := range settings {
-		if settings[i].name == name {
-			return &settings[i]
-		}
-	}
-	return nil
-}
-
 func settingByFlag(flag string) *setting {
 	for i := range settings {
 		if settings[i].flag != "" && settings[i].flag == flag {

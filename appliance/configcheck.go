@@ -38,7 +38,7 @@ func (c *Config) check() hcl.Diagnostics {
 	}
 	if lvl := strings.ToLower(c.LogLevel); !slices.Contains(logLevels, lvl) {
 		add(c.problem("log_level", "Unknown log level",
-			fmt.Sprintf("%q is not a log level; use one of %s.%s", c.LogLevel, strings.Join(logLevels, ", "), didYouMean(lvl, logLevels))))
+			fmt.Sprintf("%q is not a log level; use one of %s.%s", c.LogLevel, strings.Join(logLevels, ", "), suggest(lvl, logLevels))))
 	} else {
 		c.LogLevel = lvl
 	}
@@ -170,11 +170,20 @@ func (c *Config) check() hcl.Diagnostics {
 		for i, ev := range n.Events {
 			if _, err := supervisor.ParseEvent(ev); err != nil {
 				add(c.elementProblem(name+".events", i, "Unknown notify event",
-					fmt.Sprintf("notify %q: %v.%s", n.Name, err, didYouMean(ev, notifyEvents()))))
+					fmt.Sprintf("notify %q: %v.%s", n.Name, err, suggest(ev, notifyEvents()))))
 			}
 		}
 	}
 	return diags
+}
+
+// suggest returns ` Did you mean "x"?` (hcl's wording) for the candidate
+// nearest to word, or "".
+func suggest(word string, candidates []string) string {
+	if best, ok := nearest(word, candidates); ok {
+		return fmt.Sprintf(" Did you mean %q?", best)
+	}
+	return ""
 }
 
 // notifyEvents are the names the supervisor accepts for notify events.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 )
 
@@ -102,8 +103,41 @@ func (e *Env) environ() []string {
 	return e.Environ()
 }
 
-// WriteDiagnostics prints diags as hcl does: severity, summary, file:line:col,
-// the source lines with the range marked, and the detail.
+// WriteDiagnostics prints diags for a person: for each, a first line
+// "FILE:LINE:COLUMN: error: SUMMARY" that editors and grep understand, then
+// hcl's text rendering (severity, summary, the source lines, the detail).
 func (c *Config) WriteDiagnostics(w io.Writer, diags hcl.Diagnostics) error {
-	return hcl.NewDiagnosticTextWriter(w, c.files, 0, false).WriteDiagnostics(diags)
+	tw := hcl.NewDiagnosticTextWriter(w, c.files, 0, false)
+	for _, d := range diags {
+		if d.Subject != nil {
+			sev := "error"
+			if d.Severity == hcl.DiagWarning {
+				sev = "warning"
+			}
+			if _, err := fmt.Fprintf(w, "%s:%d:%d: %s: %s\n", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, sev, d.Summary); err != nil {
+				return err
+			}
+		}
+		if err := tw.WriteDiagnostic(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LogDiagnostics logs each of diags as one record, for JSON logs (a reload
+// that failed): severity as the level, the summary as the message, and the
+// location and detail as fields.
+func LogDiagnostics(logger hclog.Logger, diags hcl.Diagnostics) {
+	for _, d := range diags {
+		args := []any{"detail", d.Detail}
+		if d.Subject != nil {
+			args = append(args, "file", d.Subject.Filename, "line", d.Subject.Start.Line, "column", d.Subject.Start.Column)
+		}
+		if d.Severity == hcl.DiagWarning {
+			logger.Warn("config: "+d.Summary, args...)
+		} else {
+			logger.Error("config: "+d.Summary, args...)
+		}
+	}
 }

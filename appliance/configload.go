@@ -71,6 +71,9 @@ func (l *Loader) Load(path string) (*Config, hcl.Diagnostics) {
 			continue
 		}
 		c.Files = append(c.Files, name)
+		if d.HasErrors() {
+			continue // decoding a broken file only adds noise to its syntax errors
+		}
 		var fc fileConfig
 		diags = append(diags, gohcl.DecodeBody(f.Body, ctx, &fc)...)
 		diags = append(diags, c.apply(name, &fc, ctx)...)
@@ -78,7 +81,32 @@ func (l *Loader) Load(path string) (*Config, hcl.Diagnostics) {
 	diags = append(diags, c.applyFlags(l.Flags)...)
 	c.files = parser.Files()
 	diags = append(diags, c.check()...)
+	sortDiagnostics(diags, c.Files)
 	return c, diags
+}
+
+// sortDiagnostics orders diags as a reader meets the problems: by file in
+// merge order, then by position; those without a place in a file (flags,
+// defaults, unreadable paths) keep their order at the end.
+func sortDiagnostics(diags hcl.Diagnostics, files []string) {
+	rank := func(d *hcl.Diagnostic) (int, int) {
+		if d.Subject == nil {
+			return len(files) + 1, 0
+		}
+		i := slices.Index(files, d.Subject.Filename)
+		if i < 0 {
+			i = len(files)
+		}
+		return i, d.Subject.Start.Byte
+	}
+	slices.SortStableFunc(diags, func(a, b *hcl.Diagnostic) int {
+		fa, pa := rank(a)
+		fb, pb := rank(b)
+		if fa != fb {
+			return fa - fb
+		}
+		return pa - pb
+	})
 }
 
 // configFiles lists the files to read at path, in merge order.
@@ -189,12 +217,22 @@ func (c *Config) apply(file string, fc *fileConfig, ctx *hcl.EvalContext) hcl.Di
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Duplicate notify block",
-				Detail:   fmt.Sprintf("A notify block named %q was already defined at %s. Each hook needs its own name.", n.Name, first),
+				Detail:   fmt.Sprintf("A notify block named %q was already defined at %s:%d. Each hook needs its own name.", n.Name, first.Filename, first.Start.Line),
 				Subject:  n.LabelRange.Ptr(),
 			})
 			continue
 		}
 		seen[n.Name] = n.DefRange
+		if n.Exec == nil {
+			// gohcl treats pointer fields as optional; exec is required.
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Missing required argument",
+				Detail:   fmt.Sprintf("notify %q needs exec: the command to run, e.g. [\"/usr/local/bin/page\", \"regent\"].", n.Name),
+				Subject:  n.DefRange.Ptr(),
+			})
+			continue
+		}
 		nc := NotifyConfig{Name: n.Name}
 		d := decodeSetting(&setting{kind: kindStrings}, n.Exec.Expr, ctx, &nc.Exec)
 		diags = append(diags, d...)
@@ -231,7 +269,7 @@ func (c *Config) setNotify(nc NotifyConfig, src Source) {
 func decodeSetting(s *setting, expr hcl.Expression, ctx *hcl.EvalContext, dst any) hcl.Diagnostics {
 	if s.kind == kindDuration {
 		var text string
-		if d := gohcl.DecodeExpression(expr, ctx, &text); d.HasErrors() {
+		if d := decodeInto(expr, ctx, &text); d.HasErrors() {
 			return d
 		}
 		v, err := time.ParseDuration(text)
@@ -259,14 +297,21 @@ func decodeSetting(s *setting, expr hcl.Expression, ctx *hcl.EvalContext, dst an
 	panic(fmt.Sprintf("appliance: setting %s has no decoder for %T", s.name, dst))
 }
 
-// decodeInto decodes expr into *dst, leaving it alone on error.
+// decodeInto decodes expr into *dst, leaving it alone on error. It
+// evaluates first so that an evaluation error (a missing env.NAME) is
+// reported alone, not followed by a conversion error about the unknown
+// result.
 func decodeInto[T any](expr hcl.Expression, ctx *hcl.EvalContext, dst *T) hcl.Diagnostics {
+	val, diags := expr.Value(ctx)
+	if diags.HasErrors() {
+		return diags
+	}
 	var v T
-	if d := gohcl.DecodeExpression(expr, ctx, &v); d.HasErrors() {
-		return d
+	if d := gohcl.DecodeExpression(hcl.StaticExpr(val, expr.Range()), nil, &v); d.HasErrors() {
+		return append(diags, d...)
 	}
 	*dst = v
-	return nil
+	return diags
 }
 
 // applyFlags applies command-line overrides; later ones win.

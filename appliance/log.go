@@ -47,11 +47,6 @@ func NewLogger(o LogOptions) hclog.Logger {
 	})
 }
 
-// logger builds the command's root logger from c on Stderr.
-func (e *Env) logger(c *Config) hclog.Logger {
-	return NewLogger(LogOptions{Name: "regent", Level: c.LogLevel, JSON: c.LogJSON, Output: e.Stderr})
-}
-
 // isTerminal reports whether w is a terminal.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)

@@ -1,0 +1,3 @@
+supervisor {
+  stop_timeout = "30"
+}

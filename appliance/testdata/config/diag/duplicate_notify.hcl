@@ -1,0 +1,8 @@
+supervisor {
+  notify "pager" {
+    exec = ["/bin/true"]
+  }
+  notify "pager" {
+    exec = ["/bin/false"]
+  }
+}

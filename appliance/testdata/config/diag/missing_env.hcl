@@ -1,0 +1,1 @@
+cluster = env.REGENT_NO_SUCH_VARIABLE

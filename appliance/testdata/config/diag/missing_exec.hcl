@@ -1,0 +1,5 @@
+supervisor {
+  notify "pager" {
+    events = ["fatal"]
+  }
+}

@@ -1,0 +1,3 @@
+master {
+  registry_store_timeout = "-5s"
+}

@@ -1,0 +1,4 @@
+master {
+  port      = 70000
+  peer_port = 0
+}

@@ -1,0 +1,3 @@
+master {
+  quorum = 0
+}

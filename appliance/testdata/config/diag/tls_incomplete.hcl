@@ -1,0 +1,5 @@
+master {
+  tls {
+    cert_file = "/etc/regent.d/tls/cert.pem"
+  }
+}

@@ -1,0 +1,2 @@
+cluster  = "prod"
+lg_level = "debug"

@@ -1,0 +1,3 @@
+mastr {
+  quorum = 1
+}

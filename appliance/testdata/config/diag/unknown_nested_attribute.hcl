@@ -1,0 +1,6 @@
+master {
+  quorom = 2
+  tls {
+    cert = "/etc/regent.d/cert.pem"
+  }
+}

@@ -1,0 +1,6 @@
+supervisor {
+  notify "pager" {
+    exec   = ["/usr/local/bin/page"]
+    events = ["fatal", "gaveup"]
+  }
+}
