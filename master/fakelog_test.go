@@ -14,6 +14,7 @@ import (
 type fakeCluster struct {
 	mu        sync.Mutex
 	entries   []Entry // learned, ascending; Kind 0 = no application data
+	history   []Entry // every entry ever learned, never truncated
 	next      uint64
 	begin     uint64
 	coord     *fakeLog
@@ -36,7 +37,9 @@ func (c *fakeCluster) node() *fakeLog { return &fakeLog{c: c} }
 func (c *fakeCluster) write(kind EntryKind, data []byte) uint64 {
 	pos := c.next
 	c.next++
-	c.entries = append(c.entries, Entry{Position: pos, Kind: kind, Data: slices.Clone(data)})
+	e := Entry{Position: pos, Kind: kind, Data: slices.Clone(data)}
+	c.entries = append(c.entries, e)
+	c.history = append(c.history, e)
 	close(c.changed)
 	c.changed = make(chan struct{})
 	return pos

@@ -230,6 +230,19 @@ func (r *registrar) propose(ctx context.Context) {
 			return
 		case first = <-r.submitc:
 		}
+		// Take an in-flight slot before draining the queue, so operations
+		// that arrive while every slot is busy join the next batch.
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			r.queued.Add(-1)
+			r.failAll([]*proposal{first}, ctx.Err())
+			return
+		case <-r.aborted:
+			r.queued.Add(-1)
+			r.failAll([]*proposal{first}, r.abortErr)
+			return
+		}
 		ps := []*proposal{first}
 	drain:
 		for len(ps) < r.maxBatchOps {
@@ -242,22 +255,22 @@ func (r *registrar) propose(ctx context.Context) {
 		}
 		r.queued.Add(-int64(len(ps)))
 		if r.snapshotDue() {
-			if err := r.snapshot(ctx, sem); err != nil {
+			<-sem // snapshot takes every slot itself
+			err := r.snapshot(ctx, sem)
+			if err == nil {
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					err = ctx.Err()
+				}
+			}
+			if err != nil {
 				r.failAll(ps, err)
 				if ctx.Err() == nil {
 					r.abort(err)
 				}
 				return
 			}
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			r.failAll(ps, ctx.Err())
-			return
-		case <-r.aborted:
-			r.failAll(ps, r.abortErr)
-			return
 		}
 		b := &batch{Version: batchVersion, Time: r.now().UnixNano(), Proposer: r.proposer, Ops: make([]Operation, len(ps))}
 		for i, p := range ps {
