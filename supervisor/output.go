@@ -138,10 +138,16 @@ func (rl *relay) json(s string) bool {
 	return true
 }
 
-// module returns the logger for the child's module name, without repeating
-// "master" (the relay's own name).
+// module returns the logger for the child's module name. The child names
+// its loggers from the same root as the supervisor ("regent.replog"); the
+// relay's own name ("regent.master") already says where a line came from,
+// so the root and a leading "master" are not repeated.
 func (rl *relay) module(mod string) hclog.Logger {
-	mod = strings.TrimPrefix(strings.TrimPrefix(mod, "master"), ".")
+	if name := rl.log.Name(); strings.Contains(name, ".") {
+		root := name[:strings.LastIndex(name, ".")]
+		mod = trimComponent(mod, root)
+	}
+	mod = trimComponent(mod, "master")
 	if mod == "" {
 		return rl.log
 	}
@@ -151,4 +157,15 @@ func (rl *relay) module(mod string) hclog.Logger {
 		rl.modules[mod] = l
 	}
 	return l
+}
+
+// trimComponent removes the leading dotted name component prefix from mod.
+func trimComponent(mod, prefix string) string {
+	if mod == prefix {
+		return ""
+	}
+	if rest, ok := strings.CutPrefix(mod, prefix+"."); ok {
+		return rest
+	}
+	return mod
 }

@@ -367,7 +367,7 @@ func (s *Supervisor) supervise(ctx context.Context, p Process, start time.Time) 
 					beginStop(endRestart)
 				}
 			case stopping:
-				kill("second stop signal")
+				s.log.Info("stop already in progress", "signal", sig.String(), "stop_timeout", s.cfg.StopTimeout)
 			default:
 				s.log.Info("stop requested", "signal", sig.String())
 				beginStop(endStopped)
