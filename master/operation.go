@@ -108,6 +108,7 @@ func opErrorf(format string, args ...any) error {
 // error, not at all. It never reads the clock or any other input, so every
 // replica applying the same entries reaches the same registry.
 func (r *Registry) apply(op *Operation, now int64) error {
+	defer r.normalize()
 	switch op.Type {
 	case OpRecover:
 		if op.MasterInfo == nil {
@@ -156,6 +157,35 @@ func (r *Registry) apply(op *Operation, now int64) error {
 		return r.applyAgent(op, now)
 	}
 	return opErrorf("unknown operation type %d", int(op.Type))
+}
+
+// normalize turns empty lists into nil ones, so a registry's JSON (and its
+// snapshot round trip) does not depend on how a list became empty.
+func (r *Registry) normalize() {
+	if len(r.Slaves.Slaves) == 0 {
+		r.Slaves.Slaves = nil
+	}
+	if len(r.Unreachable.Slaves) == 0 {
+		r.Unreachable.Slaves = nil
+	}
+	if len(r.Gone.Slaves) == 0 {
+		r.Gone.Slaves = nil
+	}
+	if len(r.Machines.Machines) == 0 {
+		r.Machines.Machines = nil
+	}
+	if len(r.Schedules) == 0 {
+		r.Schedules = nil
+	}
+	if len(r.QuotaConfigs) == 0 {
+		r.QuotaConfigs = nil
+	}
+	if len(r.Weights) == 0 {
+		r.Weights = nil
+	}
+	if len(r.MinimumCapabilities) == 0 {
+		r.MinimumCapabilities = nil
+	}
 }
 
 // updateSchedule replaces the schedule: machines new to it start DRAINING,

@@ -282,5 +282,16 @@ func TestApplyDeterministic(t *testing.T) {
 		if diff := cmp.Diff(registryJSON(t, r1), registryJSON(t, r2)); diff != "" {
 			t.Fatalf("seed %d: registries differ:\n%s", seed, diff)
 		}
+		snap, err := encodeSnapshot(r1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r3, err := decodeSnapshot(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(r1, r3); diff != "" {
+			t.Fatalf("seed %d: snapshot round trip differs (-applied +snapshot):\n%s", seed, diff)
+		}
 	}
 }
