@@ -1,5 +1,7 @@
 package paxos
 
+//go:generate go run golang.org/x/tools/cmd/stringer -type=Status,EntryType,MessageType,Result,Role,ChangeType -output=strings.go .
+
 // Role is what the local replica does besides accepting and learning.
 type Role uint8
 

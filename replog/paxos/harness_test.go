@@ -1,0 +1,424 @@
+package paxos
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"math/rand"
+	"slices"
+	"strings"
+)
+
+// memStore is a crashable in-memory Storage: it keeps only what was synced.
+// A batch saved without sync is lost by crash.
+type memStore struct {
+	hs      HardState
+	hsSet   bool
+	acts    map[Position]Action
+	pending []Ready // saved but not synced
+}
+
+func newMemStore() *memStore { return &memStore{acts: map[Position]Action{}} }
+
+func (s *memStore) InitialState() (HardState, error) {
+	if !s.hsSet {
+		return HardState{}, nil
+	}
+	hs := s.hs
+	hs.Membership = s.hs.Membership.clone()
+	return hs, nil
+}
+
+func (s *memStore) Action(p Position) (Action, bool, error) {
+	a, ok := s.acts[p]
+	return a, ok, nil
+}
+
+func (s *memStore) Actions(from, to Position, maxBytes int) ([]Action, error) {
+	var ps []Position
+	for p := range s.acts {
+		if p >= from && p < to {
+			ps = append(ps, p)
+		}
+	}
+	slices.Sort(ps)
+	var out []Action
+	size := 0
+	for _, p := range ps {
+		if len(out) > 0 && size >= maxBytes {
+			break
+		}
+		out = append(out, s.acts[p])
+		size += actionSize(s.acts[p])
+	}
+	return out, nil
+}
+
+func (s *memStore) LastPosition() (Position, bool, error) {
+	if len(s.acts) == 0 {
+		return 0, false, nil
+	}
+	return slices.Max(slices.Collect(maps.Keys(s.acts))), true, nil
+}
+
+// save stages rd's durable part; sync makes every staged batch durable.
+func (s *memStore) save(rd Ready) { s.pending = append(s.pending, rd) }
+
+func (s *memStore) sync() {
+	for _, rd := range s.pending {
+		if rd.HardState != nil {
+			s.hs = *rd.HardState
+			s.hs.Membership = rd.HardState.Membership.clone()
+			s.hsSet = true
+		}
+		for _, a := range rd.Actions {
+			s.acts[a.Position] = a
+		}
+		if rd.TruncateBelow != 0 {
+			for p := range s.acts {
+				if p < rd.TruncateBelow {
+					delete(s.acts, p)
+				}
+			}
+		}
+	}
+	s.pending = nil
+}
+
+// crash drops everything not synced.
+func (s *memStore) crash() { s.pending = nil }
+
+// node is one replica in a test cluster.
+type node struct {
+	id    ReplicaID
+	core  *Core
+	store *memStore
+	cfg   Config
+	down  bool
+}
+
+// envelope is a message in flight.
+type envelope struct {
+	m  Message
+	to ReplicaID
+}
+
+// cluster is a set of replicas over an in-memory network. It checks the
+// safety invariants on every batch.
+type cluster struct {
+	cfg     Config // template
+	nodes   map[ReplicaID]*node
+	order   []ReplicaID
+	net     []envelope
+	cut     map[[2]ReplicaID]bool
+	out     *strings.Builder // events and notes for scripts
+	fail    func(format string, args ...any)
+	chosen  map[Position]Action // first value learned anywhere
+	history map[ReplicaID]map[Position][]Action
+	wiped   map[ReplicaID]bool
+	rng     *rand.Rand
+}
+
+func newCluster(cfg Config, fail func(string, ...any)) *cluster {
+	return &cluster{
+		cfg:     cfg,
+		nodes:   map[ReplicaID]*node{},
+		cut:     map[[2]ReplicaID]bool{},
+		out:     &strings.Builder{},
+		fail:    fail,
+		chosen:  map[Position]Action{},
+		history: map[ReplicaID]map[Position][]Action{},
+		wiped:   map[ReplicaID]bool{},
+	}
+}
+
+// add creates a replica with an empty store.
+func (cl *cluster) add(id ReplicaID) *node {
+	cfg := cl.cfg
+	cfg.Replica = id
+	cfg.Addr = fmt.Sprintf("r%d:5051", id)
+	if cfg.Cluster == 0 {
+		cfg.Cluster = ClusterID(1000 + id)
+	}
+	n := &node{id: id, store: newMemStore(), cfg: cfg}
+	cl.nodes[id] = n
+	cl.order = append(cl.order, id)
+	slices.Sort(cl.order)
+	cl.history[id] = map[Position][]Action{}
+	cl.start(n)
+	return n
+}
+
+// start builds the node's core from its synced store.
+func (cl *cluster) start(n *node) {
+	c, err := New(n.cfg, n.store)
+	if err != nil {
+		cl.fail("new core %d: %v", n.id, err)
+		return
+	}
+	n.core = c
+	n.down = false
+	cl.process(n)
+}
+
+// crash stops a node: its unsynced state and unsent messages are lost.
+func (cl *cluster) crash(id ReplicaID) {
+	n := cl.nodes[id]
+	n.store.crash()
+	n.down = true
+	n.core = nil
+}
+
+// restart brings a crashed node back from its synced store.
+func (cl *cluster) restart(id ReplicaID) {
+	n := cl.nodes[id]
+	if !n.down {
+		return
+	}
+	cl.start(n)
+}
+
+// wipe destroys a node's disk; a new replica with newID takes its place.
+func (cl *cluster) wipe(id, newID ReplicaID) *node {
+	cl.crash(id)
+	cl.wiped[id] = true
+	cl.order = slices.DeleteFunc(cl.order, func(x ReplicaID) bool { return x == id })
+	delete(cl.nodes, id)
+	return cl.add(newID)
+}
+
+// process runs the node's Ready loop: persist and sync, check, send,
+// publish, advance.
+func (cl *cluster) process(n *node) {
+	for n.core != nil && n.core.HasReady() {
+		rd := n.core.Ready()
+		n.store.save(rd)
+		n.store.sync()
+		cl.check(n, rd)
+		for _, m := range rd.Messages {
+			cl.checkOutgoing(n, m)
+			if m.To != 0 {
+				cl.net = append(cl.net, envelope{m: m, to: m.To})
+				continue
+			}
+			for _, id := range cl.order {
+				if id != n.id {
+					cl.net = append(cl.net, envelope{m: m, to: id})
+				}
+			}
+		}
+		for _, e := range rd.Events {
+			fmt.Fprintf(cl.out, "%d: %s\n", n.id, formatEvent(e))
+		}
+		n.core.Advance(rd)
+	}
+}
+
+// check verifies the safety invariants against one persisted batch.
+func (cl *cluster) check(n *node, rd Ready) {
+	for _, a := range rd.Actions {
+		if !a.Performed.IsZero() || a.Learned {
+			cl.history[n.id][a.Position] = append(cl.history[n.id][a.Position], a)
+		}
+		if a.Learned {
+			cl.checkLearned(n, a)
+		}
+	}
+	for _, a := range rd.Learned {
+		if !a.Learned {
+			cl.fail("replica %d delivered unlearned position %d", n.id, a.Position)
+		}
+		cl.checkLearned(n, a)
+	}
+}
+
+// checkLearned: no position is learned with two values anywhere, ever; the
+// first time a position is learned, a quorum of the membership in force
+// there must have accepted that value at that proposal.
+func (cl *cluster) checkLearned(n *node, a Action) {
+	prev, ok := cl.chosen[a.Position]
+	if ok {
+		if !sameEntry(prev.Entry, a.Entry) && !a.Entry.Tombstone && !prev.Entry.Tombstone {
+			cl.fail("position %d learned with two values: %s (first) and %s (replica %d)", a.Position, formatEntry(prev.Entry), formatEntry(a.Entry), n.id)
+		}
+		return
+	}
+	cl.chosen[a.Position] = a
+	if a.Position == 0 || a.Performed.IsZero() {
+		return
+	}
+	m := cl.configFor(a.Position)
+	var acc []ReplicaID
+	for _, id := range slices.Sorted(maps.Keys(cl.history)) {
+		for _, h := range cl.history[id][a.Position] {
+			if h.Performed == a.Performed && sameEntry(h.Entry, a.Entry) {
+				acc = append(acc, id)
+				break
+			}
+		}
+	}
+	if got, need := countVoters(m, acc), quorumSize(m, cl.cfg.Quorum); got < need {
+		cl.fail("position %d learned by replica %d with %d acceptors among the voters of %v (need %d): %v", a.Position, n.id, got, m, need, acc)
+	}
+}
+
+// configFor is the membership in force at p according to the values chosen.
+func (cl *cluster) configFor(p Position) Membership {
+	var m Membership
+	var at Position
+	found := false
+	for q, a := range cl.chosen {
+		if q < p && a.Entry.Type == EntryConfig && (!found || q > at) {
+			m, at, found = *a.Entry.Config, q, true
+		}
+	}
+	return m
+}
+
+// checkOutgoing: a replica that is not VOTING never accepts.
+func (cl *cluster) checkOutgoing(n *node, m Message) {
+	switch m.Type {
+	case MsgPromiseResponse, MsgWriteResponse, MsgHeartbeatResponse:
+		if m.Result == ResultAccept && n.core.hs.Status != StatusVoting {
+			cl.fail("replica %d (status %v) accepted %v", n.id, n.core.hs.Status, m.Type)
+		}
+	}
+}
+
+// linked reports whether messages flow from a to b.
+func (cl *cluster) linked(a, b ReplicaID) bool { return !cl.cut[[2]ReplicaID{a, b}] }
+
+// deliverOne hands the i-th message in flight to its recipient.
+func (cl *cluster) deliverOne(i int) {
+	e := cl.net[i]
+	cl.net = slices.Delete(cl.net, i, i+1)
+	n, ok := cl.nodes[e.to]
+	if !ok || n.down || !cl.linked(e.m.From, e.to) {
+		return
+	}
+	if err := n.core.Step(e.m); err != nil {
+		cl.fail("replica %d step: %v", n.id, err)
+	}
+	cl.process(n)
+}
+
+// stabilize delivers messages until none is left in flight.
+func (cl *cluster) stabilize() {
+	for steps := 0; len(cl.net) > 0; steps++ {
+		if steps > 1_000_000 {
+			cl.fail("stabilize does not converge")
+			return
+		}
+		cl.deliverOne(0)
+	}
+}
+
+// tick advances every live node by one tick.
+func (cl *cluster) tick() {
+	for _, id := range cl.order {
+		if n := cl.nodes[id]; !n.down {
+			n.core.Tick()
+			cl.process(n)
+		}
+	}
+}
+
+// leader returns the live coordinator with the highest proposal, if any.
+func (cl *cluster) leader() *node {
+	var best *node
+	for _, id := range cl.order {
+		n := cl.nodes[id]
+		if n.down || n.core.role != RoleCoordinator {
+			continue
+		}
+		if best == nil || best.core.proposal.Less(n.core.proposal) {
+			best = n
+		}
+	}
+	return best
+}
+
+// printLog renders a node's state and learned log.
+func (cl *cluster) printLog(id ReplicaID) string {
+	n := cl.nodes[id]
+	var b strings.Builder
+	if n == nil || n.down {
+		fmt.Fprintf(&b, "%d: down\n", id)
+		return b.String()
+	}
+	s := n.core.Status()
+	fmt.Fprintf(&b, "%d: %s %s begin=%d learned-to=%d end=%d promised=%d.%d members=%s\n", id, trimStatus(s.Status), trimRole(s.Role), s.Begin, s.LearnedTo, s.End, s.Promised.Round, s.Promised.Replica, formatMembers(s.Membership))
+	as, _ := n.store.Actions(0, s.End, 1<<30)
+	for _, a := range as {
+		state := "accepted"
+		if a.Learned {
+			state = "learned"
+		} else if a.Performed.IsZero() {
+			state = "promised"
+		}
+		fmt.Fprintf(&b, "  %d %s %s\n", a.Position, state, formatEntry(a.Entry))
+	}
+	return b.String()
+}
+
+func formatMembers(m Membership) string {
+	var parts []string
+	for _, x := range m.Members {
+		s := fmt.Sprint(x.ID)
+		if !x.Voter {
+			s += "(nv)"
+		}
+		parts = append(parts, s)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+func formatEntry(e Entry) string {
+	switch e.Type {
+	case EntryNop:
+		if e.Tombstone {
+			return "nop(tombstone)"
+		}
+		return "nop"
+	case EntryAppend:
+		return fmt.Sprintf("append(%s)", e.Data)
+	case EntryTruncate:
+		return fmt.Sprintf("truncate(to=%d)", e.To)
+	case EntrySnapshot:
+		return fmt.Sprintf("snapshot(%s)", e.Data)
+	case EntryConfig:
+		if e.Config == nil {
+			return "config(nil)"
+		}
+		return fmt.Sprintf("config(cluster=%d %s)", e.Config.Cluster, formatMembers(*e.Config))
+	}
+	return "none"
+}
+
+func formatEvent(e Event) string {
+	switch e := e.(type) {
+	case Elected:
+		return fmt.Sprintf("elected proposal=%d.%d last=%d", e.Proposal.Round, e.Proposal.Replica, e.Last)
+	case LostLeadership:
+		return fmt.Sprintf("lost leadership to %d.%d", e.By.Round, e.By.Replica)
+	case CampaignFailed:
+		return fmt.Sprintf("campaign failed by=%d.%d %s", e.By.Round, e.By.Replica, e.Reason)
+	case Joined:
+		return fmt.Sprintf("joined begin=%d end=%d", e.Begin, e.End)
+	case StatusChanged:
+		return fmt.Sprintf("status %s -> %s", trimStatus(e.From), trimStatus(e.To))
+	case Refused:
+		return fmt.Sprintf("refused by %d: %s", e.From, e.Reason)
+	case NotInitialized:
+		return fmt.Sprintf("not initialized (empty=%d)", e.Empty)
+	case MembershipChanged:
+		return fmt.Sprintf("membership at %d: %s", e.At, formatMembers(e.Membership))
+	}
+	return fmt.Sprintf("%T", e)
+}
+
+var _ = cmp.Compare[int]
+
+func trimStatus(s Status) string { return strings.TrimPrefix(s.String(), "Status") }
+
+func trimRole(r Role) string { return strings.TrimPrefix(r.String(), "Role") }
