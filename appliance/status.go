@@ -132,4 +132,3 @@ func writeSupervisorStatus(w io.Writer, st *supervisor.Status, alive bool, now t
 		}
 	}
 }
-
