@@ -46,11 +46,13 @@ func (s *server) Stream(stream grpc.BidiStreamingServer[peerpb.Frame, peerpb.Wel
 	if err := stream.Send(&peerpb.Welcome{Hello: welcome}); err != nil {
 		return err
 	}
-	frame := first // its Msgs are empty: a hello frame carries nothing else
+	// A hello frame carries nothing else; anything more in it is ignored.
+	frame, received := &peerpb.Frame{}, false
 	if len(t.cfg.Secret) > 0 {
 		if frame, err = recvBy(stream, deadline); err != nil {
 			return err
 		}
+		received = true
 		want := proofMAC(t.cfg.Secret, h.GetNonce(), welcome.GetNonce())
 		if !hmac.Equal(frame.GetProof(), want) {
 			ref := refuse("handshake proof from %s is invalid", h.GetAddr())
@@ -58,14 +60,27 @@ func (s *server) Stream(stream grpc.BidiStreamingServer[peerpb.Frame, peerpb.Wel
 			return status.Error(ref.code, ref.reason)
 		}
 	}
-	t.refused.forget(key)
 	from := paxos.ReplicaID(h.GetReplica())
 	log := t.log.With("peer", h.GetAddr(), "replica", from)
 	log.Debug("accepted peer stream")
 
 	receivedMsgs := t.metrics.receivedMsgs.WithLabelValues(h.GetAddr())
 	receivedBytes := t.metrics.receivedBytes.WithLabelValues(h.GetAddr())
+	accepted := false
 	for {
+		if reason := frame.GetRefused(); reason != "" {
+			t.metrics.refusals.WithLabelValues(refusedByPeer).Inc()
+			if t.refused.shouldLog(key, reason) {
+				log.Error("refused by peer", "reason", reason)
+			}
+			t.notifyState()
+			return nil
+		}
+		if received && !accepted {
+			// The dialer did not refuse us: a later refusal is news.
+			accepted = true
+			t.refused.forget(key)
+		}
 		size := 0
 		delivered := 0
 		for _, b := range frame.GetMsgs() {
@@ -92,6 +107,7 @@ func (s *server) Stream(stream grpc.BidiStreamingServer[peerpb.Frame, peerpb.Wel
 			receivedMsgs.Add(float64(delivered))
 			receivedBytes.Add(float64(size))
 		}
+		received = true
 		if frame, err = stream.Recv(); err != nil {
 			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
 				return nil

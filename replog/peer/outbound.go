@@ -221,6 +221,13 @@ func (p *peerConn) session(ctx context.Context) (up bool, err error) {
 	}
 	if ref := p.t.check(welcome.GetHello(), labelWelcome, hello.GetNonce()); ref != nil {
 		timer.Stop()
+		// Tell the listener why, so its operator sees it too; best effort.
+		// The proof shows the refusal comes from a holder of the secret.
+		_ = stream.Send(&peerpb.Frame{
+			Proof:   proofMAC(p.t.cfg.Secret, hello.GetNonce(), welcome.GetHello().GetNonce()),
+			Refused: ref.reason,
+		})
+		_ = stream.CloseSend()
 		return false, ref
 	}
 	proof := proofMAC(p.t.cfg.Secret, hello.GetNonce(), welcome.GetHello().GetNonce())
@@ -236,6 +243,7 @@ func (p *peerConn) session(ctx context.Context) (up bool, err error) {
 
 	id := paxos.ReplicaID(welcome.GetHello().GetReplica())
 	p.id.Store(uint64(id))
+	p.t.warnDuplicateID(p, id)
 	p.setConnected(true)
 	defer p.setConnected(false)
 	p.lastRefusal = ""
@@ -309,5 +317,16 @@ func (p *peerConn) sendLoop(ctx context.Context, stream grpc.BidiStreamingClient
 		}
 		frame.Msgs = nil
 		p.recycle(q)
+	}
+}
+
+// warnDuplicateID warns when another configured address announced the same
+// ReplicaID as p: one master listed twice (by name and by IP), or a copied
+// data directory. Messages to that ReplicaID go to one of them only.
+func (t *Transport) warnDuplicateID(p *peerConn, id paxos.ReplicaID) {
+	for _, o := range t.peers {
+		if o != p && paxos.ReplicaID(o.id.Load()) == id {
+			t.log.Warn("two peer addresses announce one replica id", "replica", id, "peer", p.addr, "other_peer", o.addr)
+		}
 	}
 }

@@ -185,6 +185,17 @@ func TestHandshakeRefusal(t *testing.T) {
 			dialerRefuses: true,
 			reason:        "is refused: not in the masters list",
 		},
+		{
+			name: "dialer with a secret refuses the listener",
+			dialer: func(c *Config) {
+				c.Secret = []byte("s")
+				c.Allow = func(paxos.ClusterID, paxos.ReplicaID, string) error { return errNotMember }
+			},
+			listener:      func(c *Config) { c.Secret = []byte("s") },
+			cluster:       1,
+			dialerRefuses: true,
+			reason:        "is refused: not in the masters list",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -210,6 +221,11 @@ func TestHandshakeRefusal(t *testing.T) {
 			waitFor(t, a.tr, "repeated connection failures", func() bool {
 				return testutil.ToFloat64(a.tr.metrics.connectFailures.WithLabelValues(b.addr)) >= attempts
 			})
+			if tc.dialerRefuses {
+				waitFor(t, b.tr, "refusals reported to the listener", func() bool {
+					return testutil.ToFloat64(b.tr.metrics.refusals.WithLabelValues(refusedByPeer)) >= attempts
+				})
+			}
 			a.tr.Send([]paxos.Message{msg(1, idB, 1), msg(1, 0, 2)})
 			a.close(t)
 			b.close(t)
@@ -226,6 +242,9 @@ func TestHandshakeRefusal(t *testing.T) {
 				}
 				if n := testutil.ToFloat64(a.tr.metrics.refusals.WithLabelValues(refusedBySelf)); n < attempts {
 					t.Errorf("dialer refusals{by=self} = %v, want >= %d", n, attempts)
+				}
+				if n := b.logs.count("refused by peer", tc.reason); n != 1 {
+					t.Errorf("listener logged the dialer's refusal %d times, want once; logs:\n%s", n, b.logs)
 				}
 				return
 			}
@@ -688,5 +707,33 @@ func TestListenerTimesOutSilentDialer(t *testing.T) {
 	}
 	if _, err := stream.Recv(); status.Code(err) != codes.DeadlineExceeded {
 		t.Errorf("Recv on a silent stream = %v, want code %v", err, codes.DeadlineExceeded)
+	}
+}
+
+func TestTwoAddressesOneReplica(t *testing.T) {
+	t.Parallel()
+	lis1, lis2 := listen(t), listen(t)
+	b := startNode(t, 2, 1, lis1, nil)
+	served2 := make(chan error, 1)
+	go func() { served2 <- b.tr.Serve(lis2) }()
+	a := startNode(t, 1, 1, listen(t), []string{lis1.Addr().String(), lis2.Addr().String()})
+	waitFor(t, a.tr, "both connections", func() bool {
+		p := a.tr.Peers()
+		return p[0].Connected && p[1].Connected
+	})
+	if n := a.logs.count("two peer addresses announce one replica id"); n < 1 {
+		t.Errorf("no warning about two addresses for replica 2; logs:\n%s", a.logs)
+	}
+	// Messages for the ReplicaID go to one of them, not both.
+	a.tr.Send([]paxos.Message{msg(1, 2, 1), msg(1, 2, 2)})
+	if got := b.recv(t, 2); got[0].Position != 1 || got[1].Position != 2 {
+		t.Errorf("received %v, want positions 1 and 2 in order on one stream", got)
+	}
+	b.close(t)
+	if err := <-served2; err != nil {
+		t.Errorf("second Serve: %v", err)
+	}
+	if len(b.got) != 0 {
+		t.Errorf("replica 2 received %d extra messages", len(b.got))
 	}
 }

@@ -5,7 +5,8 @@
 // Welcome (its own Hello) or ends the stream with a gRPC status whose message
 // is the refusal reason (PERMISSION_DENIED, or FAILED_PRECONDITION for a
 // protocol version it does not speak). After the Welcome the dialer sends
-// Frames of encoded paxos messages; the listener sends nothing more.
+// Frames of encoded paxos messages, or one Frame with the reason it refuses
+// the listener; the listener sends nothing more.
 //
 // Without TLS the handshake is authenticated with HMAC-SHA256 under the shared
 // peer_secret; see replog/peer/handshake.go for the exact MAC inputs.
@@ -179,7 +180,10 @@ type Frame struct {
 	// configured: HMAC-SHA256 of both nonces, proving the dialer is live.
 	Proof []byte `protobuf:"bytes,2,opt,name=proof,proto3" json:"proof,omitempty"`
 	// msgs are paxos messages, each encoded by replog.EncodeMessage.
-	Msgs          [][]byte `protobuf:"bytes,3,rep,name=msgs,proto3" json:"msgs,omitempty"`
+	Msgs [][]byte `protobuf:"bytes,3,rep,name=msgs,proto3" json:"msgs,omitempty"`
+	// refused, if set, is why the dialer refuses the listener's Welcome; the
+	// dialer ends the stream after it.
+	Refused       string `protobuf:"bytes,4,opt,name=refused,proto3" json:"refused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -235,6 +239,13 @@ func (x *Frame) GetMsgs() [][]byte {
 	return nil
 }
 
+func (x *Frame) GetRefused() string {
+	if x != nil {
+		return x.Refused
+	}
+	return ""
+}
+
 var File_peer_proto protoreflect.FileDescriptor
 
 const file_peer_proto_rawDesc = "" +
@@ -249,11 +260,12 @@ const file_peer_proto_rawDesc = "" +
 	"\x05nonce\x18\x05 \x01(\fR\x05nonce\x12\x10\n" +
 	"\x03mac\x18\x06 \x01(\fR\x03mac\"6\n" +
 	"\aWelcome\x12+\n" +
-	"\x05hello\x18\x01 \x01(\v2\x15.regent.peer.v1.HelloR\x05hello\"^\n" +
+	"\x05hello\x18\x01 \x01(\v2\x15.regent.peer.v1.HelloR\x05hello\"x\n" +
 	"\x05Frame\x12+\n" +
 	"\x05hello\x18\x01 \x01(\v2\x15.regent.peer.v1.HelloR\x05hello\x12\x14\n" +
 	"\x05proof\x18\x02 \x01(\fR\x05proof\x12\x12\n" +
-	"\x04msgs\x18\x03 \x03(\fR\x04msgs2D\n" +
+	"\x04msgs\x18\x03 \x03(\fR\x04msgs\x12\x18\n" +
+	"\arefused\x18\x04 \x01(\tR\arefused2D\n" +
 	"\x04Peer\x12<\n" +
 	"\x06Stream\x12\x15.regent.peer.v1.Frame\x1a\x17.regent.peer.v1.Welcome(\x010\x01B0Z.github.com/regent-ha/regent/replog/peer/peerpbb\x06proto3"
 

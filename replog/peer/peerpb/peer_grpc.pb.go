@@ -5,7 +5,8 @@
 // Welcome (its own Hello) or ends the stream with a gRPC status whose message
 // is the refusal reason (PERMISSION_DENIED, or FAILED_PRECONDITION for a
 // protocol version it does not speak). After the Welcome the dialer sends
-// Frames of encoded paxos messages; the listener sends nothing more.
+// Frames of encoded paxos messages, or one Frame with the reason it refuses
+// the listener; the listener sends nothing more.
 //
 // Without TLS the handshake is authenticated with HMAC-SHA256 under the shared
 // peer_secret; see replog/peer/handshake.go for the exact MAC inputs.
