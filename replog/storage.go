@@ -13,23 +13,17 @@ import "github.com/regent-ha/regent/replog/paxos"
 // [ErrCorrupt]; every method of a closed store returns an error wrapping
 // [ErrClosed].
 //
-// A Storage satisfies the core's read-only view, paxos.Storage.
+// The embedded [paxos.Storage] methods:
+//   - InitialState returns the saved hard state, or the zero HardState
+//     (Replica == 0) for an empty store.
+//   - Action returns the action stored at a position, if any.
+//   - Actions returns the stored actions in [from, to), ascending: the first
+//     one if any exists, then each following one while the total encoded size
+//     ([ActionSize]) stays within maxBytes; maxBytes <= 0 means no limit.
+//     The returned slices (including Entry.Data) belong to the caller.
+//   - LastPosition returns the highest stored position, if any.
 type Storage interface {
-	// InitialState returns the saved hard state, or the zero HardState
-	// (Replica == 0) for an empty store.
-	InitialState() (paxos.HardState, error)
-
-	// Action returns the action stored at p, if any.
-	Action(p paxos.Position) (paxos.Action, bool, error)
-
-	// Actions returns the stored actions in [from, to), ascending: the first
-	// one if any exists, then each following one while the total encoded
-	// size ([ActionSize]) stays within maxBytes; maxBytes <= 0 means no
-	// limit. The returned slices (including Entry.Data) belong to the caller.
-	Actions(from, to paxos.Position, maxBytes int) ([]paxos.Action, error)
-
-	// LastPosition returns the highest stored position, if any.
-	LastPosition() (paxos.Position, bool, error)
+	paxos.Storage
 
 	// Save applies b atomically: the hard state (if non-nil), the actions
 	// (upsert by position), then deletes every action below b.TruncateBelow
