@@ -181,7 +181,7 @@ func str(v any) string {
 
 // listenNotify listens on a unixgram socket standing in for systemd's and
 // returns its address and the channel of datagrams it receives.
-func listenNotify(t *testing.T, abstract bool) (string, <-chan string) {
+func listenNotify(t testing.TB, abstract bool) (string, <-chan string) {
 	t.Helper()
 	name := filepath.Join(t.TempDir(), "notify.sock")
 	if abstract {
