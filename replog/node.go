@@ -1,0 +1,924 @@
+package replog
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/regent-ha/regent/replog/paxos"
+)
+
+// Entry is one learned log entry carrying application data: an append or a
+// snapshot. No-ops, truncations and membership changes are not published.
+type Entry struct {
+	Position paxos.Position
+	Type     paxos.EntryType // paxos.EntryAppend or paxos.EntrySnapshot
+	Data     []byte          // must not be modified
+}
+
+// Status is a snapshot of a [Node]'s state.
+type Status struct {
+	Replica paxos.ReplicaID
+	Cluster paxos.ClusterID
+	Addr    string
+	// Role is follower, campaigning or coordinator; ReplicaStatus is the
+	// persisted EMPTY / STARTING / RECOVERING / VOTING.
+	Role          paxos.Role
+	ReplicaStatus paxos.Status
+	// Begin is the first position not truncated; End one past the highest
+	// stored position; LearnedTo one past the last position learned (and
+	// published) in order.
+	Begin, End, LearnedTo paxos.Position
+	// Membership is the latest learned membership.
+	Membership paxos.Membership
+	Voter      bool
+	// LeaseRemaining is, on the coordinator, how long its lease still lasts
+	// after the clock-drift margin; zero otherwise.
+	LeaseRemaining time.Duration
+	// Leader is the coordinator this replica heard from within the lease (or
+	// itself), 0 if none; LeaderAddr its address from the membership.
+	Leader     paxos.ReplicaID
+	LeaderAddr string
+	// InFlight is the number of positions written but not yet learned.
+	InFlight int
+	// Peers are the transport's peers.
+	Peers []Peer
+	// Refused counts messages this replica refused; RefusedByPeers counts
+	// refusals it received, the last one's reason in LastRefusal.
+	Refused, RefusedByPeers uint64
+	LastRefusal             string
+	// InboxDropped counts incoming messages dropped because the inbox was
+	// full.
+	InboxDropped uint64
+	// Err is the fatal error that stopped the node, if any.
+	Err error
+}
+
+// Node is one replica of the replicated log, with its coordinator when
+// elected. It drives the core (package paxos) from one goroutine, Run's,
+// which for every Ready persists (one synced Save), sends, publishes learned
+// entries and advances, in that order.
+//
+// Membership policy: while coordinating, the node compares the log's
+// membership with Config.Masters every ReconcileTicks and proposes one change
+// at a time: a member whose address is no longer listed, or whose address a
+// different replica now answers on (a wiped replica), is removed; a listed
+// peer not in the membership is added as a non-voter; a non-voter is
+// promoted once it has caught up. Peers not listed are refused at the
+// transport's handshake by [Node.Allow].
+//
+// All methods are safe for concurrent use. Append, AppendSnapshot, Truncate,
+// Read and Elect block; a caller's ctx cancels only its own wait.
+type Node struct {
+	cfg  Config
+	log  hclog.Logger
+	st   Storage
+	core *paxos.Core // driver goroutine only
+
+	id      paxos.ReplicaID
+	cluster atomic.Uint64
+
+	inbox   chan paxos.Message
+	dropped atomic.Uint64
+	propc   chan *waiter
+	ctrlc   chan func()
+
+	stop      chan struct{} // closed by Close
+	stopOnce  sync.Once
+	done      chan struct{} // closed when Run returns
+	running   atomic.Bool
+	runExited atomic.Bool
+
+	// Driver-goroutine state.
+	tr         Transport
+	queue      []*waiter
+	inflight   map[paxos.Position]*waiter
+	elect      *electWaiter
+	ticks      uint64
+	lastChange string
+
+	mu          sync.Mutex // guards what follows
+	status      Status
+	pub         []Entry        // published entries not yet read past
+	pubTo       paxos.Position // every learned position below it is published
+	pubBytes    int
+	pubNotify   chan struct{} // closed and replaced at each publication
+	err         error         // fatal
+	lastRefusal string
+}
+
+type result struct {
+	pos paxos.Position
+	err error
+}
+
+// waiter is one Append, AppendSnapshot or Truncate.
+type waiter struct {
+	entry paxos.Entry
+	pos   paxos.Position
+	done  chan result // size 1: the driver never blocks on it
+}
+
+type electWaiter struct {
+	done    chan result // size 1
+	last    paxos.Position
+	elected bool
+}
+
+// New builds a node over st: it reads the replica's hard state (drawing a new
+// ReplicaID for an empty store) and builds the core. It starts no goroutine;
+// Step may be called at once (messages wait in the inbox until Run).
+func New(cfg Config, st Storage) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new node: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	hs, err := st.InitialState()
+	if err != nil {
+		return nil, fmt.Errorf("new node: %w", err)
+	}
+	id := hs.Replica
+	if id == 0 {
+		id = randomID(cfg)
+	}
+	core, err := paxos.New(paxos.Config{
+		Replica:        id,
+		Addr:           cfg.Addr,
+		Cluster:        paxos.ClusterID(randomID(cfg)),
+		Quorum:         cfg.Quorum,
+		AutoInitialize: cfg.AutoInitialize,
+		Expected:       len(cfg.Masters),
+		Rand:           cfg.Rand,
+		HeartbeatTicks: cfg.HeartbeatTicks,
+		LeaseTicks:     cfg.LeaseTicks,
+		RetryTicks:     cfg.RetryTicks,
+		Window:         cfg.Window,
+		MaxBatchBytes:  cfg.MaxBatchBytes,
+		Applied:        cfg.Applied,
+	}, st)
+	if err != nil {
+		return nil, fmt.Errorf("new node: %w", err)
+	}
+	n := &Node{
+		cfg:       cfg,
+		log:       cfg.Logger.Named("replog"),
+		st:        st,
+		core:      core,
+		id:        id,
+		inbox:     make(chan paxos.Message, cfg.InboxSize), // bounded inbox, sized by config
+		propc:     make(chan *waiter),
+		ctrlc:     make(chan func()),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		inflight:  make(map[paxos.Position]*waiter),
+		pubNotify: make(chan struct{}),
+		pubTo:     cfg.Applied,
+	}
+	n.cluster.Store(uint64(hs.Cluster))
+	n.refreshStatus()
+	return n, nil
+}
+
+// randomID draws a non-zero 64-bit ID, from crypto/rand when it works.
+func randomID(cfg Config) paxos.ReplicaID {
+	var b [8]byte
+	for {
+		v := uint64(0)
+		if _, err := crand.Read(b[:]); err == nil {
+			v = binary.LittleEndian.Uint64(b[:])
+		} else {
+			v = cfg.Rand.Uint64()
+		}
+		if v != 0 {
+			return paxos.ReplicaID(v)
+		}
+	}
+}
+
+// ID returns this replica's ReplicaID.
+func (n *Node) ID() paxos.ReplicaID { return n.id }
+
+// Self returns this replica's ClusterID (0 until the log is initialised) and
+// ReplicaID, for the transport's handshake.
+func (n *Node) Self() (paxos.ClusterID, paxos.ReplicaID) {
+	return paxos.ClusterID(n.cluster.Load()), n.id
+}
+
+// Allow is the transport's admission check: a peer may connect only from an
+// address listed in Config.Masters.
+func (n *Node) Allow(_ paxos.ClusterID, id paxos.ReplicaID, addr string) error {
+	if slices.Contains(n.cfg.Masters, addr) {
+		return nil
+	}
+	return fmt.Errorf("peer %s (replica %d) is not in the masters list of %s; "+
+		"to add a master, list its peer address in master.masters on every master and restart them one at a time",
+		addr, id, n.cfg.Addr)
+}
+
+// Step hands an incoming message to the node. It never blocks: when the
+// inbox is full the message is dropped and counted (Paxos tolerates loss).
+func (n *Node) Step(m paxos.Message) {
+	select {
+	case n.inbox <- m:
+	default:
+		n.dropped.Add(1)
+	}
+}
+
+// Done is closed when Run has returned.
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Err returns the fatal error that stopped the node, or nil.
+func (n *Node) Err() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.err
+}
+
+// Close stops Run, if it is running, and waits for it. It fails every
+// waiting call with [ErrClosed]. It does not close the storage or the
+// transport, which belong to the caller. Idempotent.
+func (n *Node) Close() error {
+	n.stopOnce.Do(func() { close(n.stop) })
+	if n.running.Load() {
+		<-n.done
+	}
+	return nil
+}
+
+// Run drives the node until ctx is done, Close is called or a fatal error
+// (a storage error) happens, which it returns. It ticks the core every
+// Config.TickInterval. Run may be called once.
+func (n *Node) Run(ctx context.Context, tr Transport) error {
+	if !n.running.CompareAndSwap(false, true) {
+		return errors.New("replog: run called twice")
+	}
+	defer close(n.done)
+	n.mu.Lock()
+	n.tr = tr // written once, before the driver reads it; Status reads it under mu
+	n.mu.Unlock()
+	n.log.Info("replica started", "replica", n.id, "addr", n.cfg.Addr)
+	err := n.loop(ctx)
+	n.shutdown(err)
+	if err != nil {
+		n.log.Error("replica stopped", "replica", n.id, "error", err)
+		return err
+	}
+	n.log.Info("replica stopped", "replica", n.id)
+	return nil
+}
+
+func (n *Node) loop(ctx context.Context) error {
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	if err := n.processReady(); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-n.stop:
+			return nil
+		case m := <-n.inbox:
+			if err := n.core.Step(m); err != nil {
+				return fmt.Errorf("step: %w", err)
+			}
+			// Take what else is waiting, up to a bound, before the next
+			// Ready: one Save then covers all of it.
+			for range 256 {
+				select {
+				case m := <-n.inbox:
+					if err := n.core.Step(m); err != nil {
+						return fmt.Errorf("step: %w", err)
+					}
+					continue
+				default:
+				}
+				break
+			}
+		case <-ticker.C:
+			n.core.Tick()
+			n.ticks++
+			if n.ticks%uint64(n.cfg.ReconcileTicks) == 0 {
+				n.reconcile()
+			}
+		case w := <-n.propc:
+			n.queue = append(n.queue, w)
+			n.collectProposals()
+		case f := <-n.ctrlc:
+			f()
+		}
+		if err := n.propose(); err != nil {
+			return err
+		}
+		if err := n.processReady(); err != nil {
+			return err
+		}
+	}
+}
+
+// collectProposals takes every Append already waiting, so they share one
+// write and one sync.
+func (n *Node) collectProposals() {
+	for {
+		select {
+		case w := <-n.propc:
+			n.queue = append(n.queue, w)
+		default:
+			return
+		}
+	}
+}
+
+// propose hands queued entries to the core, as many as its window takes.
+func (n *Node) propose() error {
+	for len(n.queue) > 0 {
+		if n.core.Status().Role != paxos.RoleCoordinator {
+			for _, w := range n.queue {
+				w.done <- result{err: fmt.Errorf("append: %w", ErrNotLeader)}
+			}
+			n.queue = nil
+			return nil
+		}
+		es := make([]paxos.Entry, len(n.queue))
+		for i, w := range n.queue {
+			es[i] = w.entry
+		}
+		k := len(es)
+		var first paxos.Position
+		var err error
+		for {
+			first, err = n.core.Propose(es[:k])
+			if !errors.Is(err, paxos.ErrWindowFull) || k == 1 {
+				break
+			}
+			k = (k + 1) / 2 // take what fits now; the rest waits for learned positions
+		}
+		switch {
+		case errors.Is(err, paxos.ErrWindowFull):
+			return nil // retried after the next Ready
+		case errors.Is(err, paxos.ErrNotCoordinator):
+			for _, w := range n.queue {
+				w.done <- result{err: fmt.Errorf("append: %w", ErrNotLeader)}
+			}
+			n.queue = nil
+			return nil
+		case errors.Is(err, paxos.ErrInvalidEntry):
+			n.queue[0].done <- result{err: fmt.Errorf("append: %w", err)}
+			n.queue = n.queue[1:]
+			continue
+		case err != nil:
+			return fmt.Errorf("propose: %w", err)
+		}
+		for i, w := range n.queue[:k] {
+			w.pos = first + paxos.Position(i)
+			n.inflight[w.pos] = w
+		}
+		n.queue = n.queue[k:]
+	}
+	return nil
+}
+
+// processReady runs the driver's duties for every Ready the core has.
+func (n *Node) processReady() error {
+	for n.core.HasReady() {
+		rd := n.core.Ready()
+		// 1. Persist, synced, before anything of the batch leaves.
+		b := Batch{HardState: rd.HardState, Actions: rd.Actions, TruncateBelow: rd.TruncateBelow, Sync: true}
+		if !b.IsEmpty() {
+			if err := n.st.Save(b); err != nil {
+				return err
+			}
+			if rd.HardState != nil {
+				n.cluster.Store(uint64(rd.HardState.Cluster))
+			}
+		}
+		// 2. Send.
+		if len(rd.Messages) > 0 && n.tr != nil {
+			if n.log.IsTrace() {
+				for _, m := range rd.Messages {
+					n.log.Trace("send", "type", m.Type, "to", m.To, "position", m.Position, "actions", len(m.Actions))
+				}
+			}
+			n.tr.Send(rd.Messages)
+		}
+		// 3. Publish learned entries, in position order.
+		n.publish(rd.Learned)
+		n.handleEvents(rd.Events)
+		// 4. Advance.
+		n.core.Advance(rd)
+		if err := n.propose(); err != nil {
+			return err
+		}
+	}
+	n.refreshStatus()
+	return nil
+}
+
+// maxPublishedBytes bounds the entries kept for readers; older ones are read
+// back from storage.
+const maxPublishedBytes = 64 << 20
+
+func (n *Node) publish(learned []paxos.Action) {
+	if len(learned) == 0 {
+		return
+	}
+	for _, a := range learned {
+		if w, ok := n.inflight[a.Position]; ok {
+			delete(n.inflight, a.Position)
+			if sameEntry(a.Entry, w.entry) {
+				w.done <- result{pos: a.Position}
+			} else {
+				w.done <- result{err: fmt.Errorf("append at position %d: another coordinator wrote it: %w", a.Position, ErrLostLeadership)}
+			}
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, a := range learned {
+		if a.Entry.Type == paxos.EntryAppend || a.Entry.Type == paxos.EntrySnapshot {
+			n.pub = append(n.pub, Entry{Position: a.Position, Type: a.Entry.Type, Data: a.Entry.Data})
+			n.pubBytes += len(a.Entry.Data)
+		}
+		n.pubTo = max(n.pubTo, a.Position+1)
+	}
+	for n.pubBytes > maxPublishedBytes && len(n.pub) > 1 {
+		n.pubBytes -= len(n.pub[0].Data)
+		n.pub = n.pub[1:]
+	}
+	close(n.pubNotify)
+	n.pubNotify = make(chan struct{})
+	if n.elect != nil && n.elect.elected && n.pubTo > n.elect.last {
+		n.elect.done <- result{pos: n.elect.last}
+		n.elect = nil
+	}
+}
+
+func sameEntry(a, b paxos.Entry) bool {
+	return a.Type == b.Type && a.To == b.To && bytes.Equal(a.Data, b.Data)
+}
+
+func (n *Node) handleEvents(evs []paxos.Event) {
+	for _, ev := range evs {
+		switch ev := ev.(type) {
+		case paxos.Elected:
+			n.log.Info("elected coordinator", "proposal", ev.Proposal, "position", ev.Last)
+			if n.elect != nil {
+				n.elect.elected, n.elect.last = true, ev.Last
+				n.mu.Lock()
+				ready := n.pubTo > ev.Last
+				n.mu.Unlock()
+				if ready {
+					n.elect.done <- result{pos: ev.Last}
+					n.elect = nil
+				}
+			}
+		case paxos.CampaignFailed:
+			n.log.Debug("campaign failed", "proposal", ev.By, "reason", ev.Reason)
+			if n.elect != nil {
+				n.elect.done <- result{err: fmt.Errorf("elect: campaign lost to proposal %v: %s: %w", ev.By, ev.Reason, ErrNotLeader)}
+				n.elect = nil
+			}
+		case paxos.LostLeadership:
+			n.log.Warn("lost leadership", "proposal", ev.By)
+			n.failInflight(fmt.Errorf("append: proposal %v took over: %w", ev.By, ErrLostLeadership))
+		case paxos.Joined:
+			n.log.Info("replica joined", "begin", ev.Begin, "end", ev.End)
+		case paxos.StatusChanged:
+			n.log.Debug("replica status changed", "from", ev.From, "to", ev.To)
+		case paxos.Refused:
+			n.mu.Lock()
+			changed := n.lastRefusal != ev.Reason
+			n.lastRefusal = ev.Reason
+			n.mu.Unlock()
+			if changed {
+				n.log.Warn("refused by peer", "peer", ev.From, "reason", ev.Reason)
+			}
+		case paxos.NotInitialized:
+			n.log.Warn("log not initialized and auto-initialization is off", "empty", ev.Empty)
+		case paxos.MembershipChanged:
+			n.log.Info("membership changed", "position", ev.At, "members", membersString(ev.Membership))
+		}
+	}
+}
+
+func membersString(m paxos.Membership) string {
+	var b bytes.Buffer
+	for i, x := range m.Members {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, "%d@%s", x.ID, x.Addr)
+		if !x.Voter {
+			b.WriteString("(learner)")
+		}
+	}
+	return b.String()
+}
+
+func (n *Node) failInflight(err error) {
+	for p, w := range n.inflight {
+		w.done <- result{err: err}
+		delete(n.inflight, p)
+	}
+	for _, w := range n.queue {
+		w.done <- result{err: err}
+	}
+	n.queue = nil
+}
+
+// reconcile proposes at most one membership change toward Config.Masters.
+func (n *Node) reconcile() {
+	cs := n.core.Status()
+	if cs.Role != paxos.RoleCoordinator || n.tr == nil {
+		return
+	}
+	ch, ok := n.nextChange(cs, n.tr.Peers())
+	if !ok {
+		return
+	}
+	_, err := n.core.ChangeMembership(ch)
+	desc := fmt.Sprintf("%d %d %s", ch.Type, ch.ID, ch.Addr)
+	switch {
+	case err == nil:
+		n.log.Info("proposing membership change", "change", changeName(ch.Type), "replica", ch.ID, "addr", ch.Addr)
+	case errors.Is(err, paxos.ErrChangeInProgress), errors.Is(err, paxos.ErrNotCaughtUp), errors.Is(err, paxos.ErrWindowFull):
+	default:
+		if desc != n.lastChange {
+			n.log.Warn("membership change not possible", "change", changeName(ch.Type), "replica", ch.ID, "error", err)
+		}
+	}
+	n.lastChange = desc
+}
+
+func changeName(t paxos.ChangeType) string {
+	switch t {
+	case paxos.AddNonVoter:
+		return "add"
+	case paxos.Promote:
+		return "promote"
+	case paxos.Remove:
+		return "remove"
+	}
+	return "unknown"
+}
+
+// nextChange picks the next membership change: removals first (so that a
+// wiped replica's old ID frees its voter slot), then additions, then
+// promotions.
+func (n *Node) nextChange(cs paxos.CoreStatus, peers []Peer) (paxos.MembershipChange, bool) {
+	if cs.Membership.Cluster == 0 {
+		return paxos.MembershipChange{}, false // not initialised yet
+	}
+	byAddr := map[string]paxos.ReplicaID{n.cfg.Addr: n.id}
+	for _, p := range peers {
+		if p.ID != 0 && p.Connected {
+			byAddr[p.Addr] = p.ID
+		}
+	}
+	for _, m := range cs.Membership.Members {
+		if m.ID == n.id {
+			continue
+		}
+		if !slices.Contains(n.cfg.Masters, m.Addr) {
+			return paxos.MembershipChange{Type: paxos.Remove, ID: m.ID}, true
+		}
+		if now, ok := byAddr[m.Addr]; ok && now != m.ID {
+			return paxos.MembershipChange{Type: paxos.Remove, ID: m.ID}, true
+		}
+	}
+	isMember := func(id paxos.ReplicaID) bool {
+		return slices.ContainsFunc(cs.Membership.Members, func(m paxos.Member) bool { return m.ID == id })
+	}
+	for _, addr := range n.cfg.Masters {
+		if id, ok := byAddr[addr]; ok && !isMember(id) {
+			return paxos.MembershipChange{Type: paxos.AddNonVoter, ID: id, Addr: addr}, true
+		}
+	}
+	for _, m := range cs.Membership.Members {
+		if !m.Voter {
+			return paxos.MembershipChange{Type: paxos.Promote, ID: m.ID}, true
+		}
+	}
+	return paxos.MembershipChange{}, false
+}
+
+// shutdown fails every waiter once the loop has ended.
+func (n *Node) shutdown(err error) {
+	werr := fmt.Errorf("replog: %w", ErrClosed)
+	if err != nil {
+		werr = err
+	}
+	n.failInflight(werr)
+	if n.elect != nil {
+		n.elect.done <- result{err: werr}
+		n.elect = nil
+	}
+	n.mu.Lock()
+	n.err = err
+	n.status.Err = err
+	close(n.pubNotify)
+	n.pubNotify = make(chan struct{})
+	n.mu.Unlock()
+	n.runExited.Store(true)
+	// Callers blocked on propc or ctrlc see done closed (Run's defer).
+}
+
+func (n *Node) refreshStatus() {
+	cs := n.core.Status()
+	s := Status{
+		Replica:        cs.Replica,
+		Cluster:        cs.Cluster,
+		Addr:           n.cfg.Addr,
+		Role:           cs.Role,
+		ReplicaStatus:  cs.Status,
+		Begin:          cs.Begin,
+		End:            cs.End,
+		LearnedTo:      cs.LearnedTo,
+		Membership:     cs.Membership,
+		Voter:          cs.Voter,
+		Leader:         cs.Leader,
+		InFlight:       cs.InFlight,
+		Refused:        cs.Refused,
+		RefusedByPeers: cs.RefusedByPeers,
+	}
+	if cs.Role == paxos.RoleCoordinator && cs.LeaseRemaining > 0 {
+		s.LeaseRemaining = max(0, time.Duration(cs.LeaseRemaining)*n.cfg.TickInterval-n.cfg.ClockDrift)
+	}
+	for _, m := range cs.Membership.Members {
+		if m.ID == cs.Leader {
+			s.LeaderAddr = m.Addr
+		}
+	}
+	if cs.Leader == n.id {
+		s.LeaderAddr = n.cfg.Addr
+	}
+	n.mu.Lock()
+	s.LastRefusal = n.lastRefusal
+	s.Err = n.err
+	n.status = s
+	n.mu.Unlock()
+}
+
+// Status returns a snapshot of the node's state, as of the last Ready. It
+// does not block on the driver.
+func (n *Node) Status() Status {
+	n.mu.Lock()
+	s := n.status
+	tr := n.tr
+	n.mu.Unlock()
+	s.Membership.Members = slices.Clone(s.Membership.Members)
+	s.InboxDropped = n.dropped.Load()
+	if tr != nil {
+		s.Peers = tr.Peers()
+	}
+	return s
+}
+
+// closedErr is what a call returns once the node has stopped.
+func (n *Node) closedErr(op string) error {
+	if err := n.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return fmt.Errorf("%s: %w", op, ErrClosed)
+}
+
+// submit queues one entry and waits until it is learned.
+func (n *Node) submit(ctx context.Context, op string, e paxos.Entry) (paxos.Position, error) {
+	w := &waiter{entry: e, done: make(chan result, 1)}
+	select {
+	case n.propc <- w:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%s: %w", op, ctx.Err())
+	case <-n.stop:
+		return 0, n.closedErr(op)
+	case <-n.done:
+		return 0, n.closedErr(op)
+	}
+	select {
+	case r := <-w.done:
+		return r.pos, r.err
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%s: %w", op, ctx.Err())
+	}
+}
+
+// Append proposes data at the next position and returns that position once
+// it is learned by a quorum. Concurrent Appends are batched into one write
+// and one sync, and pipelined up to the core's window. The order of
+// concurrent Appends in the log is the order the driver took them in.
+// Errors: [ErrNotLeader] (nothing was written), [ErrLostLeadership] (the
+// outcome is unknown), [ErrClosed], a storage error, or ctx's error (the
+// entry may still be learned). data is owned by the node after the call.
+func (n *Node) Append(ctx context.Context, data []byte) (paxos.Position, error) {
+	if data == nil {
+		data = []byte{}
+	}
+	return n.submit(ctx, "append", paxos.Entry{Type: paxos.EntryAppend, Data: data})
+}
+
+// AppendSnapshot is Append for an application snapshot: data is the state
+// after every position below the returned one.
+func (n *Node) AppendSnapshot(ctx context.Context, data []byte) (paxos.Position, error) {
+	if data == nil {
+		data = []byte{}
+	}
+	return n.submit(ctx, "append snapshot", paxos.Entry{Type: paxos.EntrySnapshot, Data: data})
+}
+
+// Truncate writes a truncation of every position below to and returns once
+// it is learned; replicas then delete those positions. The entry at to
+// should be a snapshot. It fails like Append.
+func (n *Node) Truncate(ctx context.Context, to paxos.Position) error {
+	_, err := n.submit(ctx, "truncate", paxos.Entry{Type: paxos.EntryTruncate, To: to})
+	return err
+}
+
+// Elect runs one campaign for the coordinator role and returns the last
+// position of the log once every position up to it is learned and
+// published. A lost campaign returns an error wrapping [ErrNotLeader] with
+// the reason (a live lease elsewhere, a higher proposal, not a voter). If
+// ctx ends first the campaign is abandoned (Demote).
+func (n *Node) Elect(ctx context.Context) (paxos.Position, error) {
+	ew := &electWaiter{done: make(chan result, 1)}
+	if err := n.do(ctx, "elect", func() {
+		if n.elect != nil {
+			ew.done <- result{err: errors.New("elect: another election is running")}
+			return
+		}
+		switch err := n.core.Campaign(); {
+		case errors.Is(err, paxos.ErrAlreadyCoordinator) && n.core.Status().Role == paxos.RoleCoordinator:
+			var last paxos.Position
+			if cs := n.core.Status(); cs.End > 0 {
+				last = cs.End - 1
+			}
+			ew.done <- result{pos: last}
+		case errors.Is(err, paxos.ErrAlreadyCoordinator), errors.Is(err, paxos.ErrNotVoting), errors.Is(err, paxos.ErrLeaseHeld):
+			ew.done <- result{err: fmt.Errorf("elect: %w: %w", err, ErrNotLeader)}
+		case err != nil:
+			ew.done <- result{err: fmt.Errorf("elect: %w", err)}
+		default:
+			n.elect = ew
+		}
+	}); err != nil {
+		return 0, err
+	}
+	select {
+	case r := <-ew.done:
+		return r.pos, r.err
+	case <-ctx.Done():
+		_ = n.do(context.Background(), "elect", func() {
+			if n.elect == ew {
+				n.elect = nil
+				n.core.Demote()
+			}
+		})
+		return 0, fmt.Errorf("elect: %w", ctx.Err())
+	}
+}
+
+// Demote gives up the coordinator role (or a campaign). Appends in flight
+// fail with [ErrLostLeadership].
+func (n *Node) Demote() {
+	_ = n.do(context.Background(), "demote", func() {
+		n.core.Demote()
+		n.failInflight(fmt.Errorf("append: demoted: %w", ErrLostLeadership))
+		if n.elect != nil {
+			n.elect.done <- result{err: fmt.Errorf("elect: demoted: %w", ErrNotLeader)}
+			n.elect = nil
+		}
+	})
+}
+
+// do runs f on the driver goroutine and waits until it has run.
+func (n *Node) do(ctx context.Context, op string, f func()) error {
+	ran := make(chan struct{})
+	g := func() { f(); close(ran) }
+	select {
+	case n.ctrlc <- g:
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %w", op, ctx.Err())
+	case <-n.stop:
+		return n.closedErr(op)
+	case <-n.done:
+		return n.closedErr(op)
+	}
+	<-ran
+	return nil
+}
+
+// Read returns learned entries at positions >= from, in position order, at
+// least one, blocking until one is learned or ctx is done. No-ops,
+// truncations and membership changes are skipped; if positions >= from were
+// truncated, the first entry returned is the snapshot that replaced them.
+// Reading from a position tells the node that the entries below it are no
+// longer needed in memory. The returned slices must not be modified.
+// Errors: [ErrClosed], a storage error, ctx's error.
+func (n *Node) Read(ctx context.Context, from paxos.Position) ([]Entry, error) {
+	for {
+		n.mu.Lock()
+		if n.err != nil || n.runExited.Load() {
+			n.mu.Unlock()
+			return nil, n.closedErr("read")
+		}
+		// Drop what the reader is past.
+		i, _ := slices.BinarySearchFunc(n.pub, from, func(e Entry, p paxos.Position) int {
+			return cmpPos(e.Position, p)
+		})
+		for _, e := range n.pub[:i] {
+			n.pubBytes -= len(e.Data)
+		}
+		n.pub = n.pub[i:]
+		var bufFrom paxos.Position = n.pubTo
+		if len(n.pub) > 0 {
+			bufFrom = n.pub[0].Position
+		}
+		pubTo := n.pubTo
+		var out []Entry
+		if from >= bufFrom {
+			out = n.takeLocked(DefaultMaxReadBytes)
+		}
+		notify := n.pubNotify
+		n.mu.Unlock()
+
+		if len(out) > 0 {
+			return out, nil
+		}
+		if from < bufFrom && from < pubTo {
+			// Learned before what memory holds: read it back.
+			out, err := n.readStored(from, min(bufFrom, pubTo))
+			if err != nil {
+				return nil, err
+			}
+			if len(out) > 0 {
+				return out, nil
+			}
+			if bufFrom > from {
+				from = bufFrom
+				continue
+			}
+		}
+		select {
+		case <-notify:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read: %w", ctx.Err())
+		case <-n.stop:
+			return nil, n.closedErr("read")
+		}
+	}
+}
+
+func cmpPos(a, b paxos.Position) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// takeLocked returns the buffered entries, up to about maxBytes.
+func (n *Node) takeLocked(maxBytes int) []Entry {
+	size, k := 0, 0
+	for k < len(n.pub) {
+		size += len(n.pub[k].Data)
+		if k > 0 && size > maxBytes {
+			break
+		}
+		k++
+	}
+	return slices.Clone(n.pub[:k])
+}
+
+// readStored reads learned application entries in [from, to) from storage.
+func (n *Node) readStored(from, to paxos.Position) ([]Entry, error) {
+	as, err := n.st.Actions(from, to, DefaultMaxReadBytes)
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	var out []Entry
+	for _, a := range as {
+		if !a.Learned {
+			continue
+		}
+		if a.Entry.Type == paxos.EntryAppend || a.Entry.Type == paxos.EntrySnapshot {
+			out = append(out, Entry{Position: a.Position, Type: a.Entry.Type, Data: a.Entry.Data})
+		}
+	}
+	if len(out) == 0 && len(as) > 0 && as[len(as)-1].Position+1 < to {
+		// Only no-ops in this chunk: continue after it.
+		return n.readStored(as[len(as)-1].Position+1, to)
+	}
+	return out, nil
+}
