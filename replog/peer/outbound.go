@@ -19,6 +19,10 @@ import (
 	"github.com/regent-ha/regent/replog/peer/peerpb"
 )
 
+// unreachableWarnAfter is how long attempts to reach a peer fail (at Debug)
+// before one Warn says so.
+const unreachableWarnAfter = 10 * time.Second
+
 // peerConn is the outgoing side of one configured peer: its bounded queue
 // and the loop that keeps a stream to it and drains the queue into frames.
 type peerConn struct {
@@ -116,16 +120,21 @@ func (p *peerConn) discardQueue() {
 func (p *peerConn) run(ctx context.Context) {
 	log := p.t.log.With("peer", p.addr)
 	attempt := 0
+	var failingSince time.Time // start of the current run of failed attempts
+	warned := false            // "cannot reach peer" logged for this run
 	for ctx.Err() == nil {
 		up, err := p.session(ctx)
 		if ctx.Err() != nil {
 			break
 		}
-		if !up {
-			p.failures.Inc()
-		}
 		if up {
 			attempt = 0 // it worked: the next attempt starts from BackoffInitial
+			failingSince = time.Time{}
+		} else {
+			p.failures.Inc()
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			}
 		}
 		var ref *refusal
 		switch {
@@ -145,8 +154,16 @@ func (p *peerConn) run(ctx context.Context) {
 		case p.wasUp:
 			p.wasUp = false
 			log.Warn("lost peer stream", "error", err)
+		case !warned && time.Since(failingSince) >= unreachableWarnAfter:
+			// Once per outage, so a wrong address or a peer that is down
+			// for good is visible without a line per attempt.
+			warned = true
+			log.Warn("cannot reach peer", "since", failingSince, "error", err)
 		default:
 			log.Debug("peer connection attempt failed", "error", err)
+		}
+		if up {
+			warned = false
 		}
 		p.t.notifyState()
 		wait := backoffDelay(p.t.cfg.BackoffInitial, p.t.cfg.BackoffMax, attempt)
@@ -220,14 +237,18 @@ func (p *peerConn) session(ctx context.Context) (up bool, err error) {
 		return false, fmt.Errorf("receive welcome: %w", err)
 	}
 	if ref := p.t.check(welcome.GetHello(), labelWelcome, hello.GetNonce()); ref != nil {
-		timer.Stop()
 		// Tell the listener why, so its operator sees it too; best effort.
 		// The proof shows the refusal comes from a holder of the secret.
-		_ = stream.Send(&peerpb.Frame{
+		if stream.Send(&peerpb.Frame{
 			Proof:   proofMAC(p.t.cfg.Secret, hello.GetNonce(), welcome.GetHello().GetNonce()),
 			Refused: ref.reason,
-		})
-		_ = stream.CloseSend()
+		}) == nil && stream.CloseSend() == nil {
+			// Cancelling the stream could discard the frame before it is
+			// written: wait for the listener to end the stream (or for the
+			// handshake timer).
+			_, _ = stream.Recv()
+		}
+		timer.Stop()
 		return false, ref
 	}
 	proof := proofMAC(p.t.cfg.Secret, hello.GetNonce(), welcome.GetHello().GetNonce())
