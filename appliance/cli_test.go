@@ -50,7 +50,7 @@ func TestRunDispatch(t *testing.T) {
 		{"help for a subcommand", []string{"help", "config", "show"}, ExitOK, []string{"Usage: regent config show [flags]", "-quorum"}, nil},
 		{"unknown command", []string{"confg"}, ExitUsage, nil, []string{`regent: unknown command "confg" (did you mean "config"?)`, "Run 'regent -h' for usage."}},
 		{"unknown command without hint", []string{"frobnicate"}, ExitUsage, nil, []string{`regent: unknown command "frobnicate"` + "\n"}},
-		{"unknown flag before command", []string{"--verison"}, ExitUsage, nil, []string{`regent: unknown flag "--verison" (did you mean "version"?)`}},
+		{"unknown flag before command", []string{"--vrsion"}, ExitUsage, nil, []string{`regent: unknown flag "--vrsion" (did you mean "version"?)`}},
 		{"group without subcommand", []string{"config"}, ExitUsage, nil, []string{"Usage: regent config <command>", "validate", "show"}},
 		{"group help", []string{"service", "-h"}, ExitOK, []string{"Usage: regent service <command>", "print-unit"}, nil},
 		{"unknown subcommand", []string{"config", "shwo"}, ExitUsage, nil, []string{`regent config: unknown command "shwo" (did you mean "show"?)`}},
