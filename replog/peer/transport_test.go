@@ -737,3 +737,43 @@ func TestTwoAddressesOneReplica(t *testing.T) {
 		t.Errorf("replica 2 received %d extra messages", len(b.got))
 	}
 }
+
+// TestReplayedHelloNeedsProof replays a validly signed hello, as an attacker
+// who recorded one could: without the secret it cannot prove the fresh
+// listener nonce, and the stream is refused before any message is taken.
+func TestReplayedHelloNeedsProof(t *testing.T) {
+	t.Parallel()
+	secret := []byte("s3cret")
+	b := startNode(t, 2, 1, listen(t), nil, func(c *Config) { c.Secret = secret })
+	cc, err := grpc.NewClient("passthrough:///"+b.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	recorded := &peerpb.Hello{Version: 1, Cluster: 1, Replica: 7, Addr: "replayer", Nonce: make([]byte, nonceBytes)}
+	recorded.Mac = helloMAC(secret, labelHello, recorded, nil)
+
+	stream, err := peerpb.NewPeerClient(cc).Stream(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&peerpb.Frame{Hello: recorded}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatalf("welcome: %v", err)
+	}
+	// A proof for another listener nonce (the recorded session's).
+	stale := proofMAC(secret, recorded.GetNonce(), make([]byte, nonceBytes))
+	if err := stream.Send(&peerpb.Frame{Proof: stale, Msgs: [][]byte{replog.EncodeMessage(msg(7, 2, 1))}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = stream.Recv()
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(status.Convert(err).Message(), "proof") {
+		t.Errorf("Recv after a stale proof = %v, want PermissionDenied about the proof", err)
+	}
+	b.close(t)
+	if len(b.got) != 0 {
+		t.Errorf("listener took %d messages from a replayed hello", len(b.got))
+	}
+}
