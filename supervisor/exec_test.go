@@ -460,3 +460,11 @@ func TestRealSignals(t *testing.T) {
 		}
 	})
 }
+
+func TestExecLauncherStartFails(t *testing.T) {
+	t.Parallel()
+	l := &ExecLauncher{Path: filepath.Join(t.TempDir(), "no-such-binary")}
+	if p, err := l.Start(t.Context()); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Start of a missing binary = %v, %v; want an ErrNotExist error", p, err)
+	}
+}

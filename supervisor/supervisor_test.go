@@ -585,3 +585,38 @@ func TestSystemdReadyAndStatus(t *testing.T) {
 		waitResult(t, res)
 	})
 }
+
+// failingLauncher cannot start anything.
+type failingLauncher struct{ starts []time.Time }
+
+func (l *failingLauncher) Start(context.Context) (Process, error) {
+	l.starts = append(l.starts, time.Now())
+	return nil, errors.New("start /usr/bin/regent: permission denied")
+}
+
+func TestStartFailureBacksOffAndGivesUp(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		l := &failingLauncher{}
+		h := newHarness(t, nil, func(c *Config) {
+			c.Launcher = l
+			c.Policy.MaxRestarts = 2
+		})
+		err := waitResult(t, h.start(t.Context()))
+		if !errors.Is(err, ErrGaveUp) {
+			t.Fatalf("Run = %v, want ErrGaveUp", err)
+		}
+		if len(l.starts) != 3 {
+			t.Fatalf("%d start attempts, want 3", len(l.starts))
+		}
+		for i, want := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond} {
+			gap := l.starts[i+1].Sub(l.starts[i])
+			if gap < want-want/4 || gap > want+want/4 {
+				t.Errorf("gap %d = %v, want about %v", i, gap, want)
+			}
+		}
+		if st := h.s.Status(); st.LastExit != "start failed" || !strings.Contains(st.LastReason, "permission denied") {
+			t.Errorf("status = %+v, want the start failure", st)
+		}
+	})
+}
