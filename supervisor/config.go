@@ -46,7 +46,7 @@ type Config struct {
 	HookTimeout time.Duration
 	// HookBurst is how many runs one hook may start within HookInterval;
 	// further events are dropped (and counted in the next run's
-	// REGENT_SUPPRESSED).
+	// REGENT_SUPPRESSED), except fatal and gave_up, which always run.
 	HookBurst int
 	// HookInterval is the window of HookBurst.
 	HookInterval time.Duration

@@ -192,7 +192,10 @@ func (w *hookWorker) loop(ctx context.Context) {
 			}
 		}
 		starts = kept
-		if len(starts) >= w.burst {
+		// fatal and gave_up end the supervisor, so they happen once and
+		// are the events an operator must not miss: never rate-limited.
+		final := n.Event == EventFatal || n.Event == EventGaveUp
+		if len(starts) >= w.burst && !final {
 			w.dropped.Add(1)
 			w.log.Warn("hook rate limited, event dropped", "event", n.Event.String())
 			continue

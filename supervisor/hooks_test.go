@@ -136,12 +136,19 @@ func TestHooksRateLimitedAndNeverBlocking(t *testing.T) {
 			t.Errorf("stuck hook dropped %d events, want at least %d", d, 2*hookQueue-1)
 		}
 		mu.Unlock()
-		time.Sleep(time.Minute)
 		hs.emit(Notice{Event: EventFatal})
 		synctest.Wait()
 		mu.Lock()
 		if len(runs) != 3 || runs[2].Event != EventFatal || runs[2].Suppressed != 2 {
-			t.Errorf("after the interval: runs %+v, want a third (fatal) with 2 suppressed", runs)
+			t.Errorf("fatal over the limit: runs %+v, want a third (fatal) with 2 suppressed", runs)
+		}
+		mu.Unlock()
+		time.Sleep(time.Minute)
+		hs.emit(Notice{Event: EventExited})
+		synctest.Wait()
+		mu.Lock()
+		if len(runs) != 4 || runs[3].Event != EventExited || runs[3].Suppressed != 0 {
+			t.Errorf("after the interval: runs %+v, want a fourth (exited)", runs)
 		}
 		mu.Unlock()
 		close(block)

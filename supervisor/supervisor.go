@@ -154,7 +154,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		case ActionGiveUp:
 			s.recordExit(end, StateGaveUp, 0)
 			s.hooks.emit(s.notice(EventExited, end, 0))
-			s.log.Error("restart budget spent, giving up", "max_restarts", s.cfg.Policy.MaxRestarts, "restart_window", s.cfg.Policy.RestartWindow)
+			s.log.Error("restart budget spent, giving up", "max_restarts", s.cfg.Policy.MaxRestarts, "restart_window", s.cfg.Policy.RestartWindow.String())
 			s.hooks.emit(s.notice(EventGaveUp, end, 0))
 			return fmt.Errorf("%w: %d restarts within %v, last: %s", ErrGaveUp,
 				len(d.History.Restarts), s.cfg.Policy.RestartWindow, reasonOr(end.reason, end.outcome.Exit.String()))
@@ -162,12 +162,12 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		if d.Delay == 0 {
 			s.recordExit(end, StateStarting, 0)
 			s.hooks.emit(s.notice(EventExited, end, 0))
-			s.log.Info("restarting child", "backoff", d.Delay)
+			s.log.Info("restarting child", "backoff", d.Delay.String())
 			continue
 		}
 		s.recordExit(end, StateBackoff, d.Delay)
 		s.hooks.emit(s.notice(EventExited, end, 0))
-		s.log.Info("restarting child", "backoff", d.Delay)
+		s.log.Info("restarting child", "backoff", d.Delay.String())
 		s.hooks.emit(s.notice(EventBackoff, end, d.Delay))
 		if stopped := s.backoff(ctx, d.Delay); stopped {
 			s.finish(StateStopped)
@@ -279,7 +279,7 @@ func (s *Supervisor) supervise(ctx context.Context, p Process, start time.Time) 
 		if w == endStopped {
 			s.notifySD("STOPPING=1")
 		}
-		s.log.Info("stopping child", "pid", pid, "stop_timeout", s.cfg.StopTimeout)
+		s.log.Info("stopping child", "pid", pid, "stop_timeout", s.cfg.StopTimeout.String())
 		if err := p.Signal(syscall.SIGTERM); err != nil {
 			s.log.Warn("signal child", "pid", pid, "error", err)
 		}
@@ -312,7 +312,7 @@ func (s *Supervisor) supervise(ctx context.Context, p Process, start time.Time) 
 					watchdogC = watchdog.C
 				}
 				s.update(func(st *Status) { st.State, st.ReadyAt = StateRunning, lastBeat })
-				s.log.Info("child ready", "pid", pid, "startup", time.Since(start))
+				s.log.Info("child ready", "pid", pid, "startup", time.Since(start).String())
 				s.notifySD("READY=1")
 				s.sdReady = true
 				if s.failedSinceReady {
@@ -367,7 +367,7 @@ func (s *Supervisor) supervise(ctx context.Context, p Process, start time.Time) 
 					beginStop(endRestart)
 				}
 			case stopping:
-				s.log.Info("stop already in progress", "signal", sig.String(), "stop_timeout", s.cfg.StopTimeout)
+				s.log.Info("stop already in progress", "signal", sig.String(), "stop_timeout", s.cfg.StopTimeout.String())
 			default:
 				s.log.Info("stop requested", "signal", sig.String())
 				beginStop(endStopped)
@@ -456,7 +456,7 @@ func (s *Supervisor) recordExit(end childEnd, next State, backoff time.Duration)
 		lvl = hclog.Info
 	}
 	s.log.Log(lvl, "child exited", "pid", end.pid, "exit_code", e.Code, "exit", e.String(),
-		"reason", end.reason, "uptime", end.outcome.Uptime)
+		"reason", end.reason, "uptime", end.outcome.Uptime.String())
 	s.update(func(st *Status) {
 		st.LastExit = e.String()
 		st.LastExitCode = e.Code
