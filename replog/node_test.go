@@ -1,0 +1,512 @@
+package replog_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/regent-ha/regent/replog"
+	"github.com/regent-ha/regent/replog/paxos"
+	"github.com/regent-ha/regent/replog/replogtest"
+)
+
+// cluster is a set of nodes over memory stores and the memory network. It
+// must be built inside a synctest bubble.
+type cluster struct {
+	t       *testing.T
+	net     *replogtest.Network
+	masters []string
+	quorum  int
+	mu      sync.Mutex
+	members map[string]*member
+	// violations found by the persist-before-send check
+	violations []string
+}
+
+type member struct {
+	addr string
+	st   *replogtest.Storage
+	node *replog.Node
+	tr   *replogtest.Transport
+	errc chan error
+}
+
+func newCluster(t *testing.T, n int) *cluster {
+	c := &cluster{t: t, net: replogtest.NewNetwork(1), quorum: n/2 + 1, members: map[string]*member{}}
+	for i := range n {
+		c.masters = append(c.masters, fmt.Sprintf("10.0.0.%d:5051", i+1))
+	}
+	c.net.SetFilter(c.checkDurable)
+	for _, addr := range c.masters {
+		c.start(addr, replogtest.NewStorage())
+	}
+	t.Cleanup(c.stopAll)
+	return c
+}
+
+func (c *cluster) config(addr string, seed int64) replog.Config {
+	return replog.Config{
+		Logger:         hclog.New(&hclog.LoggerOptions{Name: addr, Level: hclog.Warn, Output: testWriter{c.t}}),
+		Addr:           addr,
+		Masters:        c.masters,
+		Quorum:         c.quorum,
+		AutoInitialize: true,
+		Rand:           rand.New(rand.NewSource(seed)),
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(string(b))
+	return len(b), nil
+}
+
+func (c *cluster) start(addr string, st *replogtest.Storage) *member {
+	c.t.Helper()
+	n, err := replog.New(c.config(addr, int64(len(addr))), st)
+	if err != nil {
+		c.t.Fatalf("New(%s): %v", addr, err)
+	}
+	m := &member{addr: addr, st: st, node: n, errc: make(chan error, 1)}
+	m.tr = c.net.Join(addr, n.ID, n.Step)
+	c.mu.Lock()
+	c.members[addr] = m
+	c.mu.Unlock()
+	go func() { m.errc <- n.Run(context.Background(), m.tr) }()
+	return m
+}
+
+func (c *cluster) member(addr string) *member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.members[addr]
+}
+
+// stop closes a member's node and transport.
+func (c *cluster) stop(addr string) *member {
+	m := c.member(addr)
+	m.tr.Close()
+	m.node.Close()
+	if err := <-m.errc; err != nil {
+		c.t.Errorf("Run(%s) = %v", addr, err)
+	}
+	m.errc <- nil
+	return m
+}
+
+func (c *cluster) stopAll() {
+	for _, addr := range c.masters {
+		m := c.member(addr)
+		m.tr.Close()
+		m.node.Close()
+	}
+}
+
+// checkDurable is the network filter: every accepting promise or write
+// response must be backed by what its sender had synced when it was sent.
+func (c *cluster) checkDurable(from, _ string, msg paxos.Message) bool {
+	c.mu.Lock()
+	m := c.members[from]
+	c.mu.Unlock()
+	if m == nil || msg.Result != paxos.ResultAccept {
+		return true
+	}
+	if len(c.violations) >= 5 {
+		return true // enough to tell
+	}
+	hs, actions := m.st.Durable()
+	switch {
+	case msg.Type == paxos.MsgPromiseResponse && msg.Implicit:
+		if hs.Promised.Less(msg.Proposal) {
+			c.violations = append(c.violations, fmt.Sprintf("%s promised %v before syncing it (durable %v)", from, msg.Proposal, hs.Promised))
+		}
+	case msg.Type == paxos.MsgWriteResponse:
+		for p := max(msg.Position, hs.Begin); p < msg.End; p++ {
+			i := slices.IndexFunc(actions, func(a paxos.Action) bool { return a.Position == p })
+			if i < 0 || (!actions[i].Learned && actions[i].Performed.Less(msg.Proposal)) {
+				c.violations = append(c.violations, fmt.Sprintf("%s accepted position %d under %v before syncing it", from, p, msg.Proposal))
+			}
+		}
+	}
+	return true
+}
+
+// elect makes the member at addr the coordinator, retrying while the log
+// initialises.
+func (c *cluster) elect(ctx context.Context, addr string) paxos.Position {
+	c.t.Helper()
+	var lastErr error
+	for range 200 {
+		last, err := c.member(addr).node.Elect(ctx)
+		if err == nil {
+			return last
+		}
+		lastErr = err
+		if !errors.Is(err, replog.ErrNotLeader) {
+			c.t.Fatalf("Elect(%s): %v", addr, err)
+		}
+		time.Sleep(100 * time.Millisecond) // fake time: let the log initialise or a lease expire
+	}
+	c.t.Fatalf("Elect(%s) never succeeded: %v", addr, lastErr)
+	return 0
+}
+
+// readAll reads entries from a member until it has want of them.
+func readAll(ctx context.Context, t *testing.T, n *replog.Node, from paxos.Position, want int) []replog.Entry {
+	t.Helper()
+	var out []replog.Entry
+	for len(out) < want {
+		es, err := n.Read(ctx, from)
+		if err != nil {
+			t.Fatalf("Read(%d) after %d entries: %v", from, len(out), err)
+		}
+		out = append(out, es...)
+		from = es[len(es)-1].Position + 1
+	}
+	return out
+}
+
+func appendMany(ctx context.Context, t *testing.T, n *replog.Node, writers, each int, prefix string) map[paxos.Position]string {
+	t.Helper()
+	var mu sync.Mutex
+	got := map[paxos.Position]string{}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				data := fmt.Sprintf("%s-%d-%d", prefix, w, i)
+				p, err := n.Append(ctx, []byte(data))
+				if err != nil {
+					t.Errorf("Append(%q): %v", data, err)
+					return
+				}
+				mu.Lock()
+				if old, dup := got[p]; dup {
+					t.Errorf("position %d returned for %q and %q", p, old, data)
+				}
+				got[p] = data
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return got
+}
+
+func checkEntries(t *testing.T, who string, es []replog.Entry, want map[paxos.Position]string) {
+	t.Helper()
+	seen := 0
+	for _, e := range es {
+		if d, ok := want[e.Position]; ok {
+			seen++
+			if string(e.Data) != d {
+				t.Errorf("%s: position %d holds %q, want %q", who, e.Position, e.Data, d)
+			}
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("%s: read %d of the %d appended entries", who, seen, len(want))
+	}
+}
+
+func TestNodeSingleReplica(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		addr := c.masters[0]
+		last := c.elect(ctx, addr)
+		n := c.member(addr).node
+		want := appendMany(ctx, t, n, 4, 10, "x")
+		checkEntries(t, addr, readAll(ctx, t, n, last+1, len(want)), want)
+		for _, s := range c.member(addr).st.Saves() {
+			if !s.Batch.Sync {
+				t.Fatalf("unsynced save %+v", s)
+			}
+		}
+		st := n.Status()
+		if st.Role != paxos.RoleCoordinator || st.ReplicaStatus != paxos.StatusVoting || st.LeaseRemaining <= 0 {
+			t.Errorf("Status = role %v, status %v, lease %v; want coordinator, voting, a lease", st.Role, st.ReplicaStatus, st.LeaseRemaining)
+		}
+	})
+}
+
+func TestNodeClusterAppendPersistsBeforeSend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		leader := c.masters[0]
+		last := c.elect(ctx, leader)
+		want := appendMany(ctx, t, c.member(leader).node, 16, 8, "a")
+		for _, addr := range c.masters {
+			checkEntries(t, addr, readAll(ctx, t, c.member(addr).node, last+1, len(want)), want)
+		}
+		if len(c.violations) > 0 {
+			t.Errorf("persist-before-send violated:\n%v", c.violations)
+		}
+		// Batching: far fewer synced saves on the leader than appends.
+		if saves := len(c.member(leader).st.Saves()); saves > 3*len(want) {
+			t.Errorf("leader made %d saves for %d appends", saves, len(want))
+		}
+		// A follower refuses writes.
+		if _, err := c.member(c.masters[1]).node.Append(ctx, []byte("no")); !errors.Is(err, replog.ErrNotLeader) {
+			t.Errorf("Append on a follower = %v, want ErrNotLeader", err)
+		}
+	})
+}
+
+func TestNodeCrashRestartCatchesUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		leader, victim := c.masters[0], c.masters[2]
+		last := c.elect(ctx, leader)
+		want := appendMany(ctx, t, c.member(leader).node, 4, 5, "before")
+		crashed := c.stop(victim).st.Crash()
+		more := appendMany(ctx, t, c.member(leader).node, 4, 5, "during")
+		m := c.start(victim, crashed)
+		after := appendMany(ctx, t, c.member(leader).node, 2, 5, "after")
+		for p, d := range more {
+			want[p] = d
+		}
+		for p, d := range after {
+			want[p] = d
+		}
+		checkEntries(t, victim, readAll(ctx, t, m.node, last+1, len(want)), want)
+		if len(c.violations) > 0 {
+			t.Errorf("persist-before-send violated:\n%v", c.violations)
+		}
+	})
+}
+
+func TestNodeWipedReplicaRejoins(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		leader, victim := c.masters[0], c.masters[2]
+		last := c.elect(ctx, leader)
+		want := appendMany(ctx, t, c.member(leader).node, 2, 5, "before")
+		oldID := c.stop(victim).node.ID()
+		m := c.start(victim, replogtest.NewStorage()) // the guide's "replace a master"
+		if m.node.ID() == oldID {
+			t.Fatalf("a wiped replica kept its ReplicaID %d", oldID)
+		}
+		after := appendMany(ctx, t, c.member(leader).node, 2, 5, "after")
+		for p, d := range after {
+			want[p] = d
+		}
+		// The coordinator replaces the old member by the new one, a voter
+		// once caught up.
+		for range 600 {
+			ms := c.member(leader).node.Status().Membership
+			if slices.ContainsFunc(ms.Members, func(x paxos.Member) bool { return x.ID == m.node.ID() && x.Voter }) &&
+				!slices.ContainsFunc(ms.Members, func(x paxos.Member) bool { return x.ID == oldID }) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond) // fake time
+		}
+		ms := c.member(leader).node.Status().Membership
+		if !slices.ContainsFunc(ms.Members, func(x paxos.Member) bool { return x.ID == m.node.ID() && x.Voter }) ||
+			slices.ContainsFunc(ms.Members, func(x paxos.Member) bool { return x.ID == oldID }) {
+			t.Fatalf("membership = %+v; want %d replaced by voter %d", ms, oldID, m.node.ID())
+		}
+		checkEntries(t, victim, readAll(ctx, t, m.node, last+1, len(want)), want)
+	})
+}
+
+func TestNodePartitionedLeaderLosesLeadership(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		old, next := c.masters[0], c.masters[1]
+		c.elect(ctx, old)
+		appendMany(ctx, t, c.member(old).node, 1, 3, "before")
+		c.net.Partition([]string{old})
+
+		// The cut-off leader cannot get a write learned, and its lease runs
+		// out.
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := c.member(old).node.Append(actx, []byte("lost"))
+		acancel()
+		if err == nil {
+			t.Fatalf("Append on a partitioned leader succeeded")
+		}
+		if lease := c.member(old).node.Status().LeaseRemaining; lease > 0 {
+			t.Errorf("partitioned leader still reports a lease of %v", lease)
+		}
+		// The majority elects a new leader and keeps writing.
+		c.elect(ctx, next)
+		want := appendMany(ctx, t, c.member(next).node, 2, 3, "after")
+		c.net.Heal()
+		for range 100 {
+			if c.member(old).node.Status().LearnedTo > maxPos(want) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond) // fake time
+		}
+		if got := c.member(old).node.Status().LearnedTo; got <= maxPos(want) {
+			t.Errorf("old leader learned to %d after healing, want past %d", got, maxPos(want))
+		}
+		if _, err := c.member(old).node.Append(ctx, []byte("stale")); !errors.Is(err, replog.ErrNotLeader) && !errors.Is(err, replog.ErrLostLeadership) {
+			t.Errorf("Append on the old leader after healing = %v, want ErrNotLeader or ErrLostLeadership", err)
+		}
+		if len(c.violations) > 0 {
+			t.Errorf("persist-before-send violated:\n%v", c.violations)
+		}
+	})
+}
+
+func maxPos(m map[paxos.Position]string) paxos.Position {
+	var p paxos.Position
+	for q := range m {
+		p = max(p, q)
+	}
+	return p
+}
+
+func TestNodeStorageErrorIsFatal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		addr := c.masters[0]
+		c.elect(ctx, addr)
+		m := c.member(addr)
+		boom := errors.New("disk on fire")
+		m.st.FailNextSave(boom)
+		if _, err := m.node.Append(ctx, []byte("x")); !errors.Is(err, boom) {
+			t.Errorf("Append when the store fails = %v, want %v", err, boom)
+		}
+		if err := <-m.errc; !errors.Is(err, boom) {
+			t.Errorf("Run = %v, want %v", err, boom)
+		}
+		m.errc <- nil
+		if err := m.node.Err(); !errors.Is(err, boom) {
+			t.Errorf("Err = %v, want %v", err, boom)
+		}
+		if _, err := m.node.Append(ctx, []byte("y")); !errors.Is(err, boom) {
+			t.Errorf("Append after the fatal error = %v, want %v", err, boom)
+		}
+	})
+}
+
+func TestNodeClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		addr := c.masters[0]
+		c.elect(ctx, addr)
+		n := c.member(addr).node
+		readErr := make(chan error, 1)
+		go func() {
+			_, err := n.Read(ctx, 1000)
+			readErr <- err
+		}()
+		synctest.Wait()
+		for range 2 {
+			if err := n.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+		}
+		if err := <-readErr; !errors.Is(err, replog.ErrClosed) {
+			t.Errorf("blocked Read after Close = %v, want ErrClosed", err)
+		}
+		if _, err := n.Append(ctx, []byte("x")); !errors.Is(err, replog.ErrClosed) {
+			t.Errorf("Append after Close = %v, want ErrClosed", err)
+		}
+		if _, err := n.Elect(ctx); !errors.Is(err, replog.ErrClosed) {
+			t.Errorf("Elect after Close = %v, want ErrClosed", err)
+		}
+	})
+}
+
+func TestNodeAppendContextCancelsOnlyTheWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		addr := c.masters[0]
+		last := c.elect(ctx, addr)
+		n := c.member(addr).node
+		dead, kill := context.WithCancel(ctx)
+		kill()
+		if _, err := n.Append(dead, []byte("x")); !errors.Is(err, context.Canceled) {
+			t.Errorf("Append with a cancelled ctx = %v, want context.Canceled", err)
+		}
+		p, err := n.Append(ctx, []byte("y"))
+		if err != nil {
+			t.Fatalf("Append after a cancelled one: %v", err)
+		}
+		es := readAll(ctx, t, n, last+1, 1)
+		if es[len(es)-1].Position > p || string(es[len(es)-1].Data) == "" {
+			t.Errorf("Read = %+v", es)
+		}
+	})
+}
+
+func TestNodeStepDropsWhenInboxFull(t *testing.T) {
+	t.Parallel()
+	st := replogtest.NewStorage()
+	n, err := replog.New(replog.Config{Addr: "a:1", Masters: []string{"a:1"}, Quorum: 1, InboxSize: 2}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		n.Step(paxos.Message{Type: paxos.MsgHeartbeat, From: 9})
+	}
+	if got := n.Status().InboxDropped; got != 3 {
+		t.Errorf("InboxDropped = %d, want 3", got)
+	}
+}
+
+func TestNodeAllow(t *testing.T) {
+	t.Parallel()
+	n, err := replog.New(replog.Config{Addr: "a:1", Masters: []string{"a:1", "b:1", "c:1"}, Quorum: 2}, replogtest.NewStorage())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Allow(0, 5, "b:1"); err != nil {
+		t.Errorf("Allow(listed) = %v", err)
+	}
+	if err := n.Allow(0, 5, "d:1"); err == nil {
+		t.Errorf("Allow(unlisted) = nil, want a refusal")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  replog.Config
+		ok   bool
+	}{
+		{"good", replog.Config{Addr: "a", Masters: []string{"a", "b", "c"}, Quorum: 2}, true},
+		{"no addr", replog.Config{Masters: []string{"a"}, Quorum: 1}, false},
+		{"addr not listed", replog.Config{Addr: "z", Masters: []string{"a"}, Quorum: 1}, false},
+		{"no quorum", replog.Config{Addr: "a", Masters: []string{"a"}}, false},
+		{"too many masters", replog.Config{Addr: "a", Masters: []string{"a", "b", "c", "d"}, Quorum: 2}, false},
+		{"negative window", replog.Config{Addr: "a", Masters: []string{"a"}, Quorum: 1, Window: -1}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if err := tt.cfg.Validate(); (err == nil) != tt.ok {
+				t.Errorf("Validate(%+v) = %v, want ok=%t", tt.cfg, err, tt.ok)
+			}
+		})
+	}
+}
