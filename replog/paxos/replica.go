@@ -122,16 +122,21 @@ func (c *Core) explicitPromise(m Message, reply Message) error {
 
 // handleWriteRequest accepts a contiguous batch of writes if none is below
 // the promise in force at its position: max(action.Promised, the implicit
-// promise). An accepted write raises the position's promise to its proposal.
-// A learned position is never overwritten (the write is acknowledged: it can
-// only carry the same value).
+// promise). The promise is checked first, at every position, learned and
+// truncated ones included, so a deposed coordinator is always rejected. An
+// accepted write raises the position's promise to its proposal. A learned
+// position is never overwritten: it is acknowledged if the write carries the
+// learned value (a current coordinator writes nothing else there), and the
+// whole batch goes unanswered otherwise. A truncated position is
+// acknowledged: it was learned, and a coordinator holding the promise can
+// only be writing the value chosen there.
 func (c *Core) handleWriteRequest(m Message) error {
 	if !c.answers() || len(m.Actions) == 0 {
 		return nil
 	}
 	first := m.Actions[0].Position
 	last := m.Actions[len(m.Actions)-1].Position
-	if Position(len(m.Actions)) != last-first+1 {
+	if last < first || Position(len(m.Actions)) != last-first+1 {
 		return nil // not contiguous: malformed
 	}
 	reply := Message{Type: MsgWriteResponse, To: m.From, Proposal: m.Proposal, Position: first, End: last + 1, Begin: m.Begin, Status: c.hs.Status}
@@ -145,25 +150,33 @@ func (c *Core) handleWriteRequest(m Message) error {
 		if w.Position != first+Position(i) {
 			return nil
 		}
-		if w.Position < c.hs.Begin {
-			continue
-		}
-		a, ok, err := c.getAction(w.Position)
-		if err != nil {
-			return fmt.Errorf("write: %w", err)
-		}
-		if ok && a.Learned {
-			continue
-		}
 		eff := c.hs.Promised
-		if ok {
-			eff = maxProposal(eff, a.Promised)
+		var a Action
+		ok := false
+		if w.Position >= c.hs.Begin {
+			var err error
+			a, ok, err = c.getAction(w.Position)
+			if err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+			if ok {
+				eff = maxProposal(eff, a.Promised)
+			}
 		}
 		if m.Proposal.Less(eff) {
 			reply.Result = ResultReject
 			reply.Proposal = eff
 			c.send(reply)
 			return nil
+		}
+		if w.Position < c.hs.Begin {
+			continue
+		}
+		if ok && a.Learned {
+			if !sameEntry(a.Entry, w.Entry) {
+				return nil
+			}
+			continue
 		}
 		puts = append(puts, Action{Position: w.Position, Promised: m.Proposal, Performed: m.Proposal, Entry: w.Entry})
 	}

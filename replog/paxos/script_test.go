@@ -111,6 +111,7 @@ type scriptRunner struct {
 	t    *testing.T
 	fail func(string, ...any)
 	cl   *cluster
+	held []envelope
 }
 
 // args parses "k=v" words.
@@ -275,6 +276,20 @@ func (s *scriptRunner) run(line string) string {
 		n := len(s.cl.net)
 		s.cl.net = slices.DeleteFunc(s.cl.net, msgMatch)
 		fmt.Fprintf(&out, "dropped %d\n", n-len(s.cl.net))
+	case "hold":
+		// hold takes matching messages off the network until release.
+		n := len(s.cl.net)
+		for _, e := range s.cl.net {
+			if msgMatch(e) {
+				s.held = append(s.held, e)
+			}
+		}
+		s.cl.net = slices.DeleteFunc(s.cl.net, msgMatch)
+		fmt.Fprintf(&out, "held %d\n", n-len(s.cl.net))
+	case "release":
+		s.cl.net = append(s.cl.net, s.held...)
+		fmt.Fprintf(&out, "released %d\n", len(s.held))
+		s.held = nil
 	case "print-net":
 		for _, e := range s.cl.net {
 			fmt.Fprintf(&out, "%d->%d %s\n", e.m.From, e.to, formatMessage(e.m))
