@@ -120,6 +120,12 @@ func (m *Master) Run(ctx context.Context) error {
 	}
 
 	err := m.control(runCtx, fatal, &wg)
+	// Nothing will be applied any more: fail whatever still waits.
+	if err != nil {
+		m.reg.abort(err)
+	} else {
+		m.reg.abort(ErrClosed)
+	}
 	m.mu.Lock()
 	m.exiting = true
 	m.mu.Unlock()

@@ -190,6 +190,13 @@ func (r *registrar) submit(ctx context.Context, op Operation) error {
 	select {
 	case err := <-p.done:
 		return err
+	case <-r.aborted:
+		select {
+		case err := <-p.done: // applied just before the abort
+			return err
+		default:
+			return fmt.Errorf("%w: %w", ErrRegistrarAborted, r.abortErr)
+		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}
