@@ -159,7 +159,7 @@ func (c *Config) check() hcl.Diagnostics {
 	}
 	if s.MaxRestarts < 0 {
 		add(c.problem("supervisor.max_restarts", "Negative restart budget",
-			fmt.Sprintf("max_restarts is %d; use 0 to give up to systemd on the first failure.", s.MaxRestarts)))
+			fmt.Sprintf("max_restarts is %d; use 0 for no limit.", s.MaxRestarts)))
 	}
 	for _, n := range s.Notify {
 		name := notifySetting(n.Name)
