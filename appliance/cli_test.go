@@ -181,3 +181,18 @@ func TestEditDistance(t *testing.T) {
 		}
 	}
 }
+
+// TestMainEntryPoint calls Main itself, the entry point cmd/regent calls.
+func TestMainEntryPoint(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	if code := Main(context.Background(), []string{"version"}, strings.NewReader(""), &out, &errOut); code != ExitOK {
+		t.Fatalf("Main(version) = %d, stderr %q", code, errOut.String())
+	}
+	if want := CurrentVersion().String() + "\n"; out.String() != want {
+		t.Errorf("Main(version) printed %q, want %q", out.String(), want)
+	}
+	if code := Main(context.Background(), []string{"nope"}, strings.NewReader(""), &out, &errOut); code != ExitUsage {
+		t.Errorf("Main(nope) = %d, want %d", code, ExitUsage)
+	}
+}

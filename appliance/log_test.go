@@ -1,0 +1,98 @@
+package appliance
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+)
+
+func TestNewLogger(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		opts      LogOptions
+		wantLevel hclog.Level
+	}{
+		{"default level", LogOptions{}, hclog.Info},
+		{"debug", LogOptions{Level: "debug"}, hclog.Debug},
+		{"upper case", LogOptions{Level: "WARN"}, hclog.Warn},
+		{"off", LogOptions{Level: "off"}, hclog.Off},
+		{"unknown falls back to info", LogOptions{Level: "loud"}, hclog.Info},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var buf bytes.Buffer
+			tt.opts.Output = &buf
+			tt.opts.Name = "regent"
+			l := NewLogger(tt.opts)
+			if got := l.GetLevel(); got != tt.wantLevel {
+				t.Errorf("NewLogger(%+v).GetLevel() = %v, want %v", tt.opts, got, tt.wantLevel)
+			}
+			l.Named("replog").Error("store failed", "position", 7)
+			if tt.wantLevel == hclog.Off {
+				if buf.Len() != 0 {
+					t.Errorf("logger at off wrote %q", buf.String())
+				}
+				return
+			}
+			// Not a terminal: one JSON object per line.
+			var rec map[string]any
+			if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+				t.Fatalf("log line %q is not JSON: %v", buf.String(), err)
+			}
+			want := map[string]any{"@level": "error", "@module": "regent.replog", "@message": "store failed", "position": float64(7)}
+			for k, v := range want {
+				if rec[k] != v {
+					t.Errorf("log record %v: %s = %v, want %v", rec, k, rec[k], v)
+				}
+			}
+		})
+	}
+}
+
+func TestLoggerSharesLevelWithSubloggers(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	root := NewLogger(LogOptions{Name: "regent", Level: "warn", Output: &buf})
+	sub := root.Named("supervisor")
+	sub.Info("hidden")
+	root.SetLevel(hclog.Info) // what a reload of log_level does
+	sub.Info("shown")
+	if out := buf.String(); strings.Contains(out, "hidden") || !strings.Contains(out, "shown") {
+		t.Errorf("after SetLevel on the root, the sublogger wrote %q", out)
+	}
+}
+
+func TestLogDiagnostics(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	l := NewLogger(LogOptions{Name: "regent", Output: &buf})
+	LogDiagnostics(l, hcl.Diagnostics{
+		{Severity: hcl.DiagError, Summary: "Port out of range", Detail: "70000 is not a port.",
+			Subject: &hcl.Range{Filename: "/etc/regent.d/a.hcl", Start: hcl.Pos{Line: 3, Column: 14}}},
+		{Severity: hcl.DiagWarning, Summary: "Something odd", Detail: "No place."},
+	})
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("LogDiagnostics wrote %d lines, want 2:\n%s", len(lines), buf.String())
+	}
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"@level": "error", "@message": "config: Port out of range", "file": "/etc/regent.d/a.hcl",
+		"line": float64(3), "column": float64(14), "detail": "70000 is not a port."}
+	for k, v := range want {
+		if rec[k] != v {
+			t.Errorf("record %v: %s = %v, want %v", rec, k, rec[k], v)
+		}
+	}
+	if !strings.Contains(lines[1], `"@level":"warn"`) {
+		t.Errorf("warning logged as %s", lines[1])
+	}
+}
