@@ -118,6 +118,22 @@ func (m *Master) Run(ctx context.Context) error {
 	if m.cfg.Ready != nil {
 		m.cfg.Ready()
 	}
+	if m.cfg.Heartbeat != nil {
+		// Heartbeats run on their own ticker so a long election or
+		// recovery does not starve the supervisor's watchdog.
+		wg.Go(func() {
+			t := time.NewTicker(m.cfg.CheckInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-runCtx.Done():
+					return
+				case <-t.C:
+					m.heartbeat(m.log.Status())
+				}
+			}
+		})
+	}
 
 	err := m.control(runCtx, fatal, &wg)
 	// Nothing will be applied any more: fail whatever still waits.
@@ -163,13 +179,9 @@ func (m *Master) control(ctx context.Context, fatal <-chan error, wg *sync.WaitG
 		case <-t.C:
 		}
 		st := m.log.Status()
-		m.heartbeat(st)
 		if m.isLeading() {
-			if !st.Coordinator {
-				return &ExitError{Code: ExitTransient, Reason: reasonLostLeadership, Err: ErrLostLeadership}
-			}
-			if st.Lease <= 0 {
-				return &ExitError{Code: ExitTransient, Reason: reasonLeaseExpired, Err: ErrLeaseExpired}
+			if err := m.checkLeadership(st); err != nil {
+				return err
 			}
 			continue
 		}
@@ -208,7 +220,7 @@ func (m *Master) control(ctx context.Context, fatal <-chan error, wg *sync.WaitG
 			}
 			return exitFor(reasonContend, fmt.Errorf("elect: %w", err))
 		}
-		if err := m.lead(ctx, last, wg); err != nil {
+		if err := m.lead(ctx, last, fatal, wg); err != nil {
 			return err
 		}
 	}
@@ -217,7 +229,7 @@ func (m *Master) control(ctx context.Context, fatal <-chan error, wg *sync.WaitG
 // lead makes this master the leader: it starts the proposer, writes the
 // leader record and waits, within registry_fetch_timeout, until the registry
 // has replayed everything through it.
-func (m *Master) lead(ctx context.Context, last uint64, wg *sync.WaitGroup) error {
+func (m *Master) lead(ctx context.Context, last uint64, fatal <-chan error, wg *sync.WaitGroup) error {
 	now := m.cfg.Now()
 	m.mu.Lock()
 	m.leading = true
@@ -231,7 +243,25 @@ func (m *Master) lead(ctx context.Context, last uint64, wg *sync.WaitGroup) erro
 	fetchStart := time.Now()
 	fctx, cancel := context.WithTimeout(ctx, m.cfg.RegistryFetchTimeout)
 	defer cancel()
-	err := m.reg.submit(fctx, Operation{Type: OpRecover, MasterInfo: &info})
+	res := make(chan error, 1)
+	wg.Go(func() { res <- m.reg.submit(fctx, Operation{Type: OpRecover, MasterInfo: &info}) })
+	// Keep watching leadership and the lease while recovering.
+	t := time.NewTicker(m.cfg.CheckInterval)
+	defer t.Stop()
+	var err error
+wait:
+	for {
+		select {
+		case err = <-res:
+			break wait
+		case e := <-fatal:
+			return e
+		case <-t.C:
+			if e := m.checkLeadership(m.log.Status()); e != nil {
+				return e
+			}
+		}
+	}
 	m.metrics.observeFetch(time.Since(fetchStart))
 	if err != nil {
 		switch {
@@ -263,6 +293,18 @@ func (m *Master) lead(ctx context.Context, last uint64, wg *sync.WaitGroup) erro
 	m.recovered = true
 	m.mu.Unlock()
 	m.logger.Info("registry recovered; leading", "elected_time", now)
+	return nil
+}
+
+// checkLeadership returns the exit a leader must take when the log no
+// longer makes it coordinator or its lease ran out.
+func (m *Master) checkLeadership(st LogStatus) error {
+	if !st.Coordinator {
+		return &ExitError{Code: ExitTransient, Reason: reasonLostLeadership, Err: ErrLostLeadership}
+	}
+	if st.Lease <= 0 {
+		return &ExitError{Code: ExitTransient, Reason: reasonLeaseExpired, Err: ErrLeaseExpired}
+	}
 	return nil
 }
 

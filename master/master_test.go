@@ -232,6 +232,9 @@ func TestAPIBeforeRecovery503(t *testing.T) {
 		if !m.isLeading() {
 			t.Fatal("not leading")
 		}
+		if got := m.heartbeat(); got != "leading; recovering the registry" {
+			t.Errorf("heartbeat = %q", got)
+		}
 		rec := m.api(`{"type":"GET_HEALTH"}`)
 		if rec.Code != 503 || !strings.Contains(rec.Body.String(), "Master has not finished recovery") {
 			t.Fatalf("= %d %q", rec.Code, rec.Body.String())
@@ -287,6 +290,14 @@ func TestFailFast(t *testing.T) {
 			code:   ExitTransient,
 			is:     ErrLeaseExpired,
 			reason: "Leading master cut off from the quorum: lease expired... committing suicide!",
+		},
+		{
+			name:   "lease lost while recovering",
+			before: func(_ *fakeCluster, m *testMaster) { m.log.holdReads() },
+			after:  func(c *fakeCluster, _ *testMaster) { c.setLease(0) },
+			code:   ExitTransient,
+			is:     ErrLeaseExpired,
+			reason: reasonLeaseExpired,
 		},
 		{
 			name: "store timeout",
