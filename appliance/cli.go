@@ -9,16 +9,16 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/regent-ha/regent/supervisor"
 )
 
 // Exit codes of every regent command. They follow the contract between the
-// master, the supervisor and systemd in design.md §2.
-//
-// TODO(foundation): use the supervisor package's constants once it exists
-// (supervisor.ExitOK, supervisor.ExitConfig) and keep these as aliases.
+// master, the supervisor and systemd in design.md §2; the supervisor defines
+// the ones it acts on.
 const (
 	// ExitOK means the command did what was asked, or stopped on request.
-	ExitOK = 0
+	ExitOK = supervisor.ExitOK
 	// ExitFailure is a transient failure: the supervisor restarts a master
 	// that exits with it.
 	ExitFailure = 1
@@ -28,7 +28,7 @@ const (
 	// ExitConfig (EX_CONFIG) is a permanent failure: bad configuration,
 	// identity or cluster mismatch, corrupt or incompatible data. Neither the
 	// supervisor nor systemd restarts a process that exits with it.
-	ExitConfig = 78
+	ExitConfig = supervisor.ExitConfig
 )
 
 // Env is what every subcommand gets from the process: its standard streams and
