@@ -108,6 +108,7 @@ type Node struct {
 
 	mu          sync.Mutex // guards what follows
 	status      Status
+	statusAt    time.Time      // when status was taken
 	pub         []Entry        // published entries not yet read past
 	pubTo       paxos.Position // every learned position below it is published
 	pubBytes    int
@@ -446,9 +447,14 @@ func (n *Node) publish(learned []paxos.Action) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, a := range learned {
-		if a.Entry.Type == paxos.EntryAppend || a.Entry.Type == paxos.EntrySnapshot {
+		switch a.Entry.Type {
+		case paxos.EntryAppend, paxos.EntrySnapshot:
 			n.pub = append(n.pub, Entry{Position: a.Position, Type: a.Entry.Type, Data: a.Entry.Data})
 			n.pubBytes += len(a.Entry.Data)
+		case paxos.EntryTruncate:
+			// Readers skip truncated positions: they get the snapshot at
+			// To instead.
+			n.dropPublishedLocked(a.Entry.To)
 		}
 		n.pubTo = max(n.pubTo, a.Position+1)
 	}
@@ -667,16 +673,23 @@ func (n *Node) refreshStatus() {
 	s.LastRefusal = n.lastRefusal
 	s.Err = n.err
 	n.status = s
+	n.statusAt = time.Now()
 	n.mu.Unlock()
 }
 
-// Status returns a snapshot of the node's state, as of the last Ready. It
-// does not block on the driver.
+// Status returns a snapshot of the node's state, as of the last Ready or
+// tick (LeaseRemaining is counted down to now). It does not block on the
+// driver.
 func (n *Node) Status() Status {
 	n.mu.Lock()
 	s := n.status
+	at := n.statusAt
 	tr := n.tr
 	n.mu.Unlock()
+	if s.LeaseRemaining > 0 {
+		// The snapshot is up to a tick old: the lease has run down since.
+		s.LeaseRemaining = max(0, s.LeaseRemaining-time.Since(at))
+	}
 	s.Membership.Members = slices.Clone(s.Membership.Members)
 	s.InboxDropped = n.dropped.Load()
 	if tr != nil {
@@ -831,14 +844,7 @@ func (n *Node) Read(ctx context.Context, from paxos.Position) ([]Entry, error) {
 			n.mu.Unlock()
 			return nil, n.closedErr("read")
 		}
-		// Drop what the reader is past.
-		i, _ := slices.BinarySearchFunc(n.pub, from, func(e Entry, p paxos.Position) int {
-			return cmpPos(e.Position, p)
-		})
-		for _, e := range n.pub[:i] {
-			n.pubBytes -= len(e.Data)
-		}
-		n.pub = n.pub[i:]
+		n.dropPublishedLocked(from) // what the reader is past
 		var bufFrom paxos.Position = n.pubTo
 		if len(n.pub) > 0 {
 			bufFrom = n.pub[0].Position
@@ -876,6 +882,17 @@ func (n *Node) Read(ctx context.Context, from paxos.Position) ([]Entry, error) {
 			return nil, n.closedErr("read")
 		}
 	}
+}
+
+// dropPublishedLocked drops published entries below p.
+func (n *Node) dropPublishedLocked(p paxos.Position) {
+	i, _ := slices.BinarySearchFunc(n.pub, p, func(e Entry, p paxos.Position) int {
+		return cmpPos(e.Position, p)
+	})
+	for _, e := range n.pub[:i] {
+		n.pubBytes -= len(e.Data)
+	}
+	n.pub = n.pub[i:]
 }
 
 func cmpPos(a, b paxos.Position) int {

@@ -510,3 +510,127 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestNodeTruncateAndSnapshot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		leader, victim := c.masters[0], c.masters[2]
+		last := c.elect(ctx, leader)
+		ln := c.member(leader).node
+		appendMany(ctx, t, ln, 1, 5, "old")
+		// The victim is away while the log is truncated under it.
+		c.stop(victim)
+		snap, err := ln.AppendSnapshot(ctx, []byte("state"))
+		if err != nil {
+			t.Fatalf("AppendSnapshot: %v", err)
+		}
+		if err := ln.Truncate(ctx, snap); err != nil {
+			t.Fatalf("Truncate(%d): %v", snap, err)
+		}
+		p, err := ln.Append(ctx, []byte("new"))
+		if err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+		for range 100 {
+			if ln.Status().Begin == snap {
+				break
+			}
+			time.Sleep(100 * time.Millisecond) // fake time
+		}
+		if got := ln.Status().Begin; got != snap {
+			t.Fatalf("leader's Begin = %d after truncating to %d", got, snap)
+		}
+		if as, err := c.member(leader).st.Actions(0, snap, 0); err != nil || len(as) != 0 {
+			t.Errorf("leader still stores %d actions below %d (err %v)", len(as), snap, err)
+		}
+		// A reader from before the truncation gets the snapshot first.
+		es := readAll(ctx, t, ln, last+1, 2)
+		if es[0].Position != snap || es[0].Type != paxos.EntrySnapshot || string(es[0].Data) != "state" {
+			t.Errorf("first entry read from %d = %+v, want the snapshot at %d", last+1, es[0], snap)
+		}
+		// The victim, back with its old store, catches up past the
+		// truncation and sees the same.
+		m := c.start(victim, c.member(victim).st.Crash())
+		var got []string
+		for from := paxos.Position(0); from <= p; {
+			es, err := m.node.Read(ctx, from)
+			if err != nil {
+				t.Fatalf("victim Read(%d): %v", from, err)
+			}
+			for _, e := range es {
+				if e.Position >= snap {
+					got = append(got, fmt.Sprintf("%d:%s", e.Position, e.Data))
+				}
+			}
+			from = es[len(es)-1].Position + 1
+		}
+		want := []string{fmt.Sprintf("%d:state", snap), fmt.Sprintf("%d:new", p)}
+		if !slices.Equal(got, want) {
+			t.Errorf("victim read %v from the snapshot on, want %v", got, want)
+		}
+	})
+}
+
+func TestNodeReadsBackFromStorage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		addr := c.masters[0]
+		last := c.elect(ctx, addr)
+		n := c.member(addr).node
+		want := appendMany(ctx, t, n, 1, 20, "x")
+		// Reading far ahead drops everything from memory...
+		rctx, rcancel := context.WithTimeout(ctx, time.Second)
+		if _, err := n.Read(rctx, last+1000); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Read past the end = %v, want a deadline", err)
+		}
+		rcancel()
+		// ... so reading from the start again comes from storage.
+		checkEntries(t, addr, readAll(ctx, t, n, last+1, len(want)), want)
+
+		// After a restart with Applied set, entries below it are not
+		// published again but can still be read.
+		st := c.stop(addr).st.Crash()
+		cfg := c.config(addr, 2)
+		cfg.Applied = last + 11
+		n2, err := replog.New(cfg, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := c.net.Join(addr, n2.ID, n2.Step)
+		errc := make(chan error, 1)
+		go func() { errc <- n2.Run(context.Background(), tr) }()
+		defer func() {
+			n2.Close()
+			if err := <-errc; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}()
+		checkEntries(t, addr+" restarted", readAll(ctx, t, n2, last+1, len(want)), want)
+	})
+}
+
+func TestNodeElectRefusedWhileLeaseLive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		c.elect(ctx, c.masters[0])
+		appendMany(ctx, t, c.member(c.masters[0]).node, 1, 2, "x")
+		_, err := c.member(c.masters[1]).node.Elect(ctx)
+		if !errors.Is(err, replog.ErrNotLeader) {
+			t.Errorf("Elect on a follower under a live lease = %v, want ErrNotLeader", err)
+		}
+		st := c.member(c.masters[1]).node.Status()
+		if st.Leader != c.member(c.masters[0]).node.ID() || st.LeaderAddr != c.masters[0] {
+			t.Errorf("follower's known leader = %d at %q, want %d at %q", st.Leader, st.LeaderAddr, c.member(c.masters[0]).node.ID(), c.masters[0])
+		}
+		// The leader keeps its role and can still write.
+		if _, err := c.member(c.masters[0]).node.Append(ctx, []byte("y")); err != nil {
+			t.Errorf("Append on the leader after a refused campaign: %v", err)
+		}
+	})
+}

@@ -22,7 +22,7 @@ import (
 
 // Defaults for the zero values of [Options].
 const (
-	DefaultMemTableSize   = 16 << 20
+	DefaultMemTableSize   = 8 << 20
 	DefaultBlockCacheSize = 8 << 20
 	DefaultIndexCacheSize = 4 << 20
 	DefaultValueThreshold = 64 << 10
