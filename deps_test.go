@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -306,5 +311,117 @@ func TestViolationsReportChain(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("violations:\ngot  %q\nwant %q", got, want)
+	}
+}
+
+// TestOnlyMainExits checks style.md C4: only cmd/regent's main calls
+// os.Exit (or log.Fatal, which calls it), once; every other function returns
+// an error or an exit code.
+func TestOnlyMainExits(t *testing.T) {
+	t.Parallel()
+	pkgs := goList(t)
+	var found []string
+	for path, p := range pkgs {
+		if !inModule(path) {
+			continue
+		}
+		for _, name := range append(slices.Clone(p.GoFiles), p.CgoFiles...) {
+			file := filepath.Join(p.Dir, name)
+			calls, err := exitCalls(file)
+			if err != nil {
+				t.Errorf("%s: %v", file, err)
+			}
+			found = append(found, calls...)
+		}
+	}
+	slices.Sort(found)
+	want := []string{filepath.Join("cmd", "regent", "main.go") + ": os.Exit"}
+	var rel []string
+	for _, f := range found {
+		rel = append(rel, strings.TrimPrefix(f, mustGetwd(t)+string(filepath.Separator)))
+	}
+	if !slices.Equal(rel, want) {
+		t.Errorf("process exits outside main: got %q, want exactly %q", rel, want)
+	}
+}
+
+func mustGetwd(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
+}
+
+// exitCalls returns "FILE: os.Exit" for each call in file that ends the
+// process.
+func exitCalls(file string) ([]string, error) {
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.SkipObjectResolution)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{} // local name → import path, for os and log
+	for _, imp := range f.Imports {
+		path := strings.Trim(imp.Path.Value, `"`)
+		if path != "os" && path != "log" {
+			continue
+		}
+		local := path
+		if imp.Name != nil {
+			local = imp.Name.Name
+		}
+		names[local] = path
+	}
+	var out []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		sel, ok := call.Fun.(*ast.SelectorExpr)
+		if !ok {
+			return true
+		}
+		x, ok := sel.X.(*ast.Ident)
+		if !ok {
+			return true
+		}
+		switch fn := names[x.Name] + "." + sel.Sel.Name; fn {
+		case "os.Exit", "log.Fatal", "log.Fatalf", "log.Fatalln":
+			out = append(out, file+": "+fn)
+		}
+		return true
+	})
+	return out, nil
+}
+
+func TestExitCalls(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "x.go")
+	src := `package x
+
+import (
+	stdlog "log"
+	"os"
+)
+
+func f() {
+	defer os.Exit(1)
+	stdlog.Fatalf("x")
+	os.Getenv("HOME")
+}
+`
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := exitCalls(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{file + ": os.Exit", file + ": log.Fatalf"}
+	if !slices.Equal(got, want) {
+		t.Errorf("exitCalls:\n%s\ngot  %q\nwant %q", src, got, want)
 	}
 }
