@@ -32,6 +32,7 @@ type metrics struct {
 	reg           prometheus.Registerer
 	sentMsgs      *prometheus.CounterVec
 	sentBytes     *prometheus.CounterVec
+	sentFrames    *prometheus.CounterVec
 	receivedMsgs  *prometheus.CounterVec
 	receivedBytes *prometheus.CounterVec
 	droppedMsgs   *prometheus.CounterVec
@@ -53,6 +54,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		reg:           reg,
 		sentMsgs:      counter("sent_messages_total", "Messages written to a peer's stream.", "peer"),
 		sentBytes:     counter("sent_bytes_total", "Encoded message bytes written to a peer's stream.", "peer"),
+		sentFrames:    counter("sent_frames_total", "Frames (batches of messages) written to a peer's stream.", "peer"),
 		receivedMsgs:  counter("received_messages_total", "Messages received from a peer and handed to the log.", "peer"),
 		receivedBytes: counter("received_bytes_total", "Encoded message bytes received from a peer.", "peer"),
 		droppedMsgs:   counter("dropped_messages_total", "Messages dropped, by peer and reason.", "peer", "reason"),
@@ -80,7 +82,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
-		m.sentMsgs, m.sentBytes, m.receivedMsgs, m.receivedBytes,
+		m.sentMsgs, m.sentBytes, m.sentFrames, m.receivedMsgs, m.receivedBytes,
 		m.droppedMsgs, m.droppedBytes, m.connected, m.refusals, m.connectFailures,
 	}
 }

@@ -44,20 +44,22 @@ type peerConn struct {
 	wasUp       bool   // logged as connected since the last disconnect log
 
 	sentMsgs, sentBytes prometheus.Counter
+	sentFrames          prometheus.Counter
 	failures            prometheus.Counter
 	connGauge           prometheus.Gauge
 }
 
 func newPeerConn(t *Transport, addr string, cc *grpc.ClientConn) *peerConn {
 	return &peerConn{
-		t:         t,
-		addr:      addr,
-		cc:        cc,
-		wake:      make(chan struct{}, 1),
-		sentMsgs:  t.metrics.sentMsgs.WithLabelValues(addr),
-		sentBytes: t.metrics.sentBytes.WithLabelValues(addr),
-		failures:  t.metrics.connectFailures.WithLabelValues(addr),
-		connGauge: t.metrics.connected.WithLabelValues(addr),
+		t:          t,
+		addr:       addr,
+		cc:         cc,
+		wake:       make(chan struct{}, 1),
+		sentMsgs:   t.metrics.sentMsgs.WithLabelValues(addr),
+		sentBytes:  t.metrics.sentBytes.WithLabelValues(addr),
+		sentFrames: t.metrics.sentFrames.WithLabelValues(addr),
+		failures:   t.metrics.connectFailures.WithLabelValues(addr),
+		connGauge:  t.metrics.connected.WithLabelValues(addr),
 	}
 }
 
@@ -334,6 +336,7 @@ func (p *peerConn) sendLoop(ctx context.Context, stream grpc.BidiStreamingClient
 			}
 			p.sentMsgs.Add(float64(n))
 			p.sentBytes.Add(float64(size))
+			p.sentFrames.Inc()
 			rest = rest[n:]
 		}
 		frame.Msgs = nil

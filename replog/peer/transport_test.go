@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -124,8 +125,13 @@ func TestLargeBatchesSplitIntoFrames(t *testing.T) {
 	a.tr.Send(append(batch, huge))
 
 	got := b.recv(t, len(batch))
-	if diff := cmp.Diff(batch, got); diff != "" {
+	// cmp walks byte slices element by element; compare them whole.
+	if diff := cmp.Diff(batch, got, cmp.Comparer(bytes.Equal)); diff != "" {
 		t.Errorf("received (-want +got):\n%s", diff)
+	}
+	// 20 messages of ~1.55 KiB fit two to a 4 KiB frame.
+	if got := testutil.ToFloat64(a.tr.metrics.sentFrames.WithLabelValues(b.addr)); got < 10 {
+		t.Errorf("sent_frames_total = %v, want >= 10 (two messages per frame at most)", got)
 	}
 	if got := testutil.ToFloat64(a.tr.metrics.droppedMsgs.WithLabelValues(unknownPeer, dropTooLarge)); got != 1 {
 		t.Errorf("dropped{reason=%s} = %v, want 1", dropTooLarge, got)
@@ -695,7 +701,7 @@ func TestMetricsRegistration(t *testing.T) {
 
 func TestListenerTimesOutSilentDialer(t *testing.T) {
 	t.Parallel()
-	b := startNode(t, 2, 1, listen(t), nil, func(c *Config) { c.HandshakeTimeout = 50 * time.Millisecond })
+	b := startNode(t, 2, 1, listen(t), nil, func(c *Config) { c.HandshakeTimeout = 500 * time.Millisecond })
 	cc, err := grpc.NewClient("passthrough:///"+b.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
