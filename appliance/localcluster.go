@@ -446,7 +446,9 @@ func prettyLogLine(line string) string {
 		return line
 	}
 	var rec map[string]any
-	if err := json.Unmarshal([]byte(line), &rec); err != nil {
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.UseNumber() // replica IDs are uint64: keep every digit
+	if err := dec.Decode(&rec); err != nil {
 		return line
 	}
 	ts, _ := rec["@timestamp"].(string)
