@@ -1,9 +1,6 @@
 package paxos
 
-import (
-	"fmt"
-	"slices"
-)
+import "fmt"
 
 // catchup is the state of bulk catch-up: learned actions fetched in batches
 // from one peer (the coordinator when one is known) instead of one Paxos
@@ -74,11 +71,21 @@ func (c *Core) handleCatchupResponse(m Message) error {
 	}
 	before := c.learnedTo
 	if len(m.Actions) > 0 && m.Actions[0].Position > c.learnedTo {
-		if m.Actions[0].Position != m.Begin || m.Begin < c.hs.Begin {
+		if m.Actions[0].Position != m.Begin || m.Begin < c.hs.Begin || m.Config == nil || m.Config.Cluster == 0 {
 			return nil // a gap the responder cannot explain: ignore
 		}
-		if m.Config != nil && m.Config.Cluster != 0 && m.Position < m.Begin {
-			c.adoptTruncatedConfig(*m.Config, m.Position)
+		if c.hs.Cluster != 0 && m.Config.Cluster != c.hs.Cluster {
+			return nil
+		}
+		// Jump to the responder's Begin (its snapshot). Its membership is
+		// the one in force at Begin if it lies below Begin; otherwise the
+		// one in force between Begin and it is not known here until
+		// learnedTo passes it.
+		if m.Position < m.Begin {
+			c.setBaseConfig(*m.Config, m.Position)
+		} else {
+			c.addConfig(m.Position, *m.Config)
+			c.cfgUnknown, c.cfgUnknownTo = true, m.Position
 		}
 		c.truncate(m.Begin)
 	}
@@ -106,31 +113,15 @@ func (c *Core) handleCatchupResponse(m Message) error {
 	return nil
 }
 
-// adoptTruncatedConfig takes a membership learned at a position below the
-// Begin this replica is about to jump to: its EntryConfig is gone, but the
-// membership must be kept (in HardState) so a truncated log still knows it.
-func (c *Core) adoptTruncatedConfig(m Membership, at Position) {
-	if m.Cluster == 0 || (c.hs.Cluster != 0 && c.hs.Cluster != m.Cluster) {
-		return
-	}
-	c.learnConfig(at, m)
-	c.cfgs = slices.DeleteFunc(c.cfgs, func(x configAt) bool { return x.at < at })
-	if len(c.cfgs) == 0 || c.cfgs[0].at != at {
-		c.cfgs = slices.Insert(c.cfgs, 0, configAt{at: at, m: m.clone()})
-	}
-}
-
-// observeConfig takes note of a peer's latest learned membership. A learned
-// value is chosen, so it is stored as learned here too (or, below Begin,
-// kept in HardState only).
+// observeConfig takes note of a peer's membership (the one in force at its
+// learnedTo). A learned value is chosen, so it is stored as learned here too,
+// or, below learnedTo, becomes the local HardState's membership if newer.
 func (c *Core) observeConfig(m Membership, at Position) error {
 	if m.Cluster == 0 || (c.hs.Cluster != 0 && c.hs.Cluster != m.Cluster) {
 		return nil
 	}
-	if at < c.hs.Begin {
-		if at > c.hs.ConfigAt || c.hs.Cluster == 0 {
-			c.adoptTruncatedConfig(m, at)
-		}
+	if at < c.learnedTo {
+		c.setBaseConfig(m, at)
 		return nil
 	}
 	mm := m.clone()

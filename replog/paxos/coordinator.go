@@ -38,7 +38,7 @@ func (c *Core) Campaign() error {
 	if c.role != RoleFollower {
 		return ErrAlreadyCoordinator
 	}
-	if c.hs.Status != StatusVoting || !c.latestConfig().isVoter(c.id) {
+	if c.hs.Status != StatusVoting || !c.latestConfig().isVoter(c.id) || c.cfgUnknown {
 		return ErrNotVoting
 	}
 	if c.leaseLive() && c.lease.Replica != c.id {

@@ -52,6 +52,11 @@ type Core struct {
 	learnedTo Position            // every position below it is learned or truncated
 	ahead     map[Position]Action // learned actions above learnedTo
 	cfgs      []configAt          // learned configs (Cluster != 0), ascending
+	// cfgUnknown: after a catch-up jump past a truncation, the membership in
+	// force below cfgUnknownTo is not known until learnedTo passes it; the
+	// replica may not campaign meanwhile.
+	cfgUnknown   bool
+	cfgUnknownTo Position
 
 	deliver []Action // learned, contiguous, for the application
 
@@ -123,7 +128,7 @@ func New(cfg Config, st Storage) (*Core, error) {
 	}
 	c.hs = hs
 	c.hs.Membership = hs.Membership.clone()
-	if hs.Cluster != 0 && len(hs.Membership.Members) > 0 {
+	if hs.Membership.Cluster != 0 {
 		c.cfgs = []configAt{{at: hs.ConfigAt, m: c.hs.Membership}}
 	}
 	c.next = hs.Begin
@@ -265,6 +270,10 @@ func (c *Core) drainLocalErr() error {
 // progress moves the state machines that wait on learned positions: the
 // election's fill, a campaign's catch-up and recovery.
 func (c *Core) progress() error {
+	if c.camp != nil && c.cfgUnknown {
+		c.events = append(c.events, CampaignFailed{Reason: "membership in force unknown after catching up past a truncation"})
+		c.resetRole()
+	}
 	if cp := c.camp; cp != nil && cp.won {
 		if cp.catchTo > 0 && c.learnedTo >= cp.catchTo {
 			cp.catchTo = 0
@@ -395,7 +404,10 @@ func sameEntry(a, b Entry) bool {
 }
 
 // markLearned updates the in-memory index for a learned action: learnedTo,
-// the delivery queue, membership and truncation.
+// the delivery queue, membership and truncation. The effects of a learned
+// EntryConfig on HardState and of a learned EntryTruncate are applied in
+// position order, once every position below is learned, so HardState's
+// membership is always the one in force at learnedTo.
 func (c *Core) markLearned(a Action) {
 	p := a.Position
 	c.next = max(c.next, p+1)
@@ -405,22 +417,15 @@ func (c *Core) markLearned(a Action) {
 	if c.w != nil {
 		c.w.learned(p)
 	}
-	switch a.Entry.Type {
-	case EntryConfig:
-		if a.Entry.Config != nil {
-			c.learnConfig(p, *a.Entry.Config)
-		}
-	case EntryTruncate:
-		c.truncate(min(a.Entry.To, p))
-	case EntryNop:
-		if a.Entry.Tombstone {
-			c.truncate(p)
-		}
-	}
-	if p < c.learnedTo { // truncated past it
-		return
+	if a.Entry.Type == EntryConfig && a.Entry.Config != nil {
+		c.addConfig(p, *a.Entry.Config)
 	}
 	c.ahead[p] = a
+	c.drainLearned()
+}
+
+// drainLearned advances learnedTo over contiguous learned positions.
+func (c *Core) drainLearned() {
 	for {
 		b, ok := c.ahead[c.learnedTo]
 		if !ok {
@@ -431,13 +436,34 @@ func (c *Core) markLearned(a Action) {
 			c.deliver = append(c.deliver, b)
 		}
 		c.learnedTo++
+		c.applyInOrder(b)
 	}
 	c.pruneConfigs()
 }
 
-// learnConfig records a learned membership at position at. The latest one
-// becomes HardState.Membership, so a truncated log still knows it.
-func (c *Core) learnConfig(at Position, m Membership) {
+// applyInOrder applies the effects of the learned action b once every
+// position below it is learned. A truncation that would cut below the
+// membership in force (HardState keeps only that one) is skipped: the next
+// truncation past it takes effect.
+func (c *Core) applyInOrder(b Action) {
+	switch e := b.Entry; e.Type {
+	case EntryConfig:
+		if e.Config != nil {
+			c.setBaseConfig(*e.Config, b.Position)
+		}
+	case EntryTruncate:
+		if e.To > c.hs.ConfigAt || c.hs.Membership.Cluster == 0 {
+			c.truncate(min(e.To, b.Position))
+		}
+	case EntryNop:
+		if e.Tombstone && (b.Position > c.hs.ConfigAt || c.hs.Membership.Cluster == 0) {
+			c.truncate(b.Position)
+		}
+	}
+}
+
+// addConfig records a learned membership at position at.
+func (c *Core) addConfig(at Position, m Membership) {
 	if m.Cluster == 0 || (c.hs.Cluster != 0 && c.hs.Cluster != m.Cluster) {
 		return
 	}
@@ -445,17 +471,30 @@ func (c *Core) learnConfig(at Position, m Membership) {
 	if !found {
 		c.cfgs = slices.Insert(c.cfgs, i, configAt{at: at, m: m.clone()})
 	}
-	if c.hs.Membership.Cluster == 0 || at > c.hs.ConfigAt {
-		c.hs.Cluster = m.Cluster
-		c.hs.Membership = m.clone()
-		c.hs.ConfigAt = at
-		c.hsDirty = true
-		c.events = append(c.events, MembershipChanged{At: at, Membership: m.clone()})
+}
+
+// setBaseConfig makes m, learned at position at below learnedTo, the
+// membership in force at learnedTo (kept in HardState), if it is newer.
+func (c *Core) setBaseConfig(m Membership, at Position) {
+	if m.Cluster == 0 || (c.hs.Cluster != 0 && c.hs.Cluster != m.Cluster) {
+		return
 	}
+	c.addConfig(at, m)
+	if c.hs.Membership.Cluster != 0 && at <= c.hs.ConfigAt {
+		return
+	}
+	c.hs.Cluster = m.Cluster
+	c.hs.Membership = m.clone()
+	c.hs.ConfigAt = at
+	c.hsDirty = true
+	if at >= c.cfgUnknownTo {
+		c.cfgUnknown = false
+	}
+	c.events = append(c.events, MembershipChanged{At: at, Membership: m.clone()})
 }
 
 // pruneConfigs drops learned configs no position at or above learnedTo
-// needs: it keeps the last one below learnedTo and every one above.
+// needs: it keeps the one in force at learnedTo and every one above.
 func (c *Core) pruneConfigs() {
 	i := 0
 	for i+1 < len(c.cfgs) && c.cfgs[i+1].at < c.learnedTo {
@@ -488,6 +527,7 @@ func (c *Core) truncate(b Position) {
 	c.next = max(c.next, b)
 	if c.learnedTo < b {
 		c.learnedTo = b
+		c.drainLearned()
 	}
 }
 
@@ -499,10 +539,7 @@ func (c *Core) configFor(p Position) Membership {
 			return c.cfgs[i].m
 		}
 	}
-	if c.hs.Cluster == 0 || len(c.cfgs) == 0 {
-		return c.hs.Membership
-	}
-	return c.cfgs[0].m
+	return c.hs.Membership
 }
 
 // latestConfig returns the latest learned membership.
@@ -588,10 +625,10 @@ func (c *Core) Status() CoreStatus {
 		Begin:          c.hs.Begin,
 		End:            c.next,
 		LearnedTo:      c.learnedTo,
-		Membership:     c.hs.Membership.clone(),
+		Membership:     c.latestConfig().clone(),
 		ConfigAt:       c.hs.ConfigAt,
-		Member:         c.hs.Membership.isMember(c.id),
-		Voter:          c.hs.Membership.isVoter(c.id),
+		Member:         c.latestConfig().isMember(c.id),
+		Voter:          c.latestConfig().isVoter(c.id),
 		Refused:        c.refused,
 		RefusedByPeers: c.refusedByPeers,
 	}

@@ -258,7 +258,7 @@ func (cl *cluster) checkLearned(n *node, a Action) {
 		}
 	}
 	if got, need := countVoters(m, acc), quorumSize(m, cl.cfg.Quorum); got < need {
-		cl.fail("position %d learned by replica %d with %d acceptors among the voters of %v (need %d): %v", a.Position, n.id, got, m, need, acc)
+		cl.fail("position %d learned by replica %d with %d acceptors among the voters of %v (need %d): %v (its configs %v, learned-to %d, begin %d)", a.Position, n.id, got, m, need, acc, n.core.cfgs, n.core.learnedTo, n.core.hs.Begin)
 	}
 }
 
