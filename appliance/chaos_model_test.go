@@ -1,0 +1,433 @@
+package appliance
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// The chaos harness checks the weights registry (a map role → weight) in two
+// ways. Register roles ("r0", "r1", …) are overwritten by many writes and
+// checked for linearizability with porcupine, partitioned by role. Ledger
+// roles ("l<seq>") are written once each, never overwritten, and checked
+// directly: an acknowledged ledger write must be visible to every read
+// invoked after it returned, and to the final read on the leader.
+//
+// Every write carries a weight unique in the run (a global sequence number),
+// so a read's value names the one write it came from.
+
+// chaosOpKind is the kind of one recorded registry operation.
+type chaosOpKind int
+
+const (
+	chaosWrite chaosOpKind = iota + 1 // PUT /master/weights with one role
+	chaosRead                         // GET /master/weights
+)
+
+func (k chaosOpKind) String() string {
+	switch k {
+	case chaosWrite:
+		return "write"
+	case chaosRead:
+		return "read"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// chaosOutcome is what a client learnt about one operation.
+type chaosOutcome int
+
+const (
+	chaosOK      chaosOutcome = iota + 1 // acknowledged (200)
+	chaosFailed                          // definitely had no effect (refused before sending, 400, no leader reached)
+	chaosUnknown                         // may or may not have taken effect (timeout or reset after sending, 5xx on a write)
+)
+
+func (o chaosOutcome) String() string {
+	switch o {
+	case chaosOK:
+		return "ok"
+	case chaosFailed:
+		return "failed"
+	case chaosUnknown:
+		return "unknown"
+	}
+	return "outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// chaosOp is one recorded client call. Times are nanoseconds since the run
+// started (monotonic).
+type chaosOp struct {
+	Client  int                `json:"client"`
+	Kind    chaosOpKind        `json:"kind"`
+	Role    string             `json:"role,omitempty"`   // write: the role written
+	Weight  float64            `json:"weight,omitempty"` // write: the unique weight
+	Call    int64              `json:"call"`
+	Return  int64              `json:"return"` // when the client gave up or got its answer
+	Outcome chaosOutcome       `json:"outcome"`
+	Weights map[string]float64 `json:"weights,omitempty"` // read: what it returned
+	Hops    []string           `json:"hops,omitempty"`    // masters asked, in order, with their answers
+	Err     string             `json:"error,omitempty"`
+}
+
+// isLedgerRole reports whether role is a write-once ledger role.
+func isLedgerRole(role string) bool { return strings.HasPrefix(role, "l") }
+
+// chaosInput is a porcupine operation's input: one write, or a read
+// projected onto one role.
+type chaosInput struct {
+	Kind   chaosOpKind
+	Role   string
+	Weight float64 // write: the weight written
+	// Unknown marks a write whose outcome the client does not know.
+	Unknown bool
+}
+
+// chaosOutput is a porcupine operation's output: for a read, the whole map
+// until the partition projects it onto Role, then the role's weight.
+type chaosOutput struct {
+	Weights map[string]float64 // whole read, before projection
+	Weight  float64            // projected read: the role's weight, 0 if absent
+}
+
+// chaosInfinity is the return time of an operation that never returned, for
+// porcupine: it can be linearized at any point after its call.
+const chaosInfinity = math.MaxInt64
+
+// chaosModel is the weights registry's sequential specification, partitioned
+// by register role: each partition is one register whose state is the weight
+// (0 = the role has no weight).
+func chaosModel() porcupine.Model {
+	return porcupine.Model{
+		Partition: partitionByRole,
+		Init:      func() any { return float64(0) },
+		Step: func(state, input, output any) (bool, any) {
+			st := state.(float64)
+			in := input.(chaosInput)
+			switch in.Kind {
+			case chaosWrite:
+				return true, in.Weight
+			case chaosRead:
+				return output.(chaosOutput).Weight == st, st
+			}
+			return false, st
+		},
+		DescribeOperation: func(input, output any) string {
+			in := input.(chaosInput)
+			if in.Kind == chaosWrite {
+				s := fmt.Sprintf("put(%s, %v)", in.Role, in.Weight)
+				if in.Unknown {
+					s += " ?"
+				}
+				return s
+			}
+			return fmt.Sprintf("get(%s) → %v", in.Role, output.(chaosOutput).Weight)
+		},
+		DescribeState: func(state any) string { return fmt.Sprint(state.(float64)) },
+	}
+}
+
+// partitionByRole splits a history into one per register role: writes go to
+// their role's history; each read is projected onto every role (its output
+// becomes that role's weight).
+func partitionByRole(history []porcupine.Operation) [][]porcupine.Operation {
+	roles := map[string]bool{}
+	for _, op := range history {
+		in := op.Input.(chaosInput)
+		if in.Kind == chaosWrite {
+			roles[in.Role] = true
+			continue
+		}
+		for r := range op.Output.(chaosOutput).Weights {
+			roles[r] = true
+		}
+	}
+	names := make([]string, 0, len(roles))
+	for r := range roles {
+		names = append(names, r)
+	}
+	sort.Strings(names)
+	idx := make(map[string]int, len(names))
+	for i, r := range names {
+		idx[r] = i
+	}
+	parts := make([][]porcupine.Operation, len(names))
+	for _, op := range history {
+		in := op.Input.(chaosInput)
+		if in.Kind == chaosWrite {
+			parts[idx[in.Role]] = append(parts[idx[in.Role]], op)
+			continue
+		}
+		ws := op.Output.(chaosOutput).Weights
+		for i, r := range names {
+			p := op
+			p.Input = chaosInput{Kind: chaosRead, Role: r}
+			p.Output = chaosOutput{Weight: ws[r]}
+			parts[i] = append(parts[i], p)
+		}
+	}
+	return parts
+}
+
+// porcupineHistory turns the register-role part of a recorded history into
+// porcupine operations: failed operations are left out (they had no effect);
+// ledger roles are left out of writes and reads (checkLedger checks them).
+//
+// An unknown write whose value no read saw is left out too: it can always be
+// linearized after every other operation, where it changes nothing. An
+// unknown write whose value a read saw must be linearized before that read
+// returned, so its return is the earliest such read's return; any other
+// unknown write never returns (chaosInfinity). Both keep the check exact while
+// sparing porcupine a search over operations that cannot matter.
+func porcupineHistory(ops []chaosOp) []porcupine.Operation {
+	seen := map[float64]int64{} // weight → earliest return of a read that saw it
+	for _, op := range ops {
+		if op.Kind != chaosRead || op.Outcome != chaosOK {
+			continue
+		}
+		for _, w := range op.Weights {
+			if t, ok := seen[w]; !ok || op.Return < t {
+				seen[w] = op.Return
+			}
+		}
+	}
+	var out []porcupine.Operation
+	for _, op := range ops {
+		if op.Outcome == chaosFailed || isLedgerRole(op.Role) {
+			continue
+		}
+		switch op.Kind {
+		case chaosWrite:
+			in := chaosInput{Kind: chaosWrite, Role: op.Role, Weight: op.Weight}
+			ret := op.Return
+			if op.Outcome == chaosUnknown {
+				t, ok := seen[op.Weight]
+				if !ok {
+					continue
+				}
+				in.Unknown = true
+				ret = max(t, op.Call)
+			}
+			out = append(out, porcupine.Operation{ClientId: op.Client, Input: in, Call: op.Call, Output: chaosOutput{}, Return: ret})
+		case chaosRead:
+			if op.Outcome != chaosOK {
+				continue
+			}
+			ws := map[string]float64{}
+			for r, w := range op.Weights {
+				if !isLedgerRole(r) {
+					ws[r] = w
+				}
+			}
+			out = append(out, porcupine.Operation{ClientId: op.Client, Input: chaosInput{Kind: chaosRead}, Call: op.Call, Output: chaosOutput{Weights: ws}, Return: op.Return})
+		}
+	}
+	return out
+}
+
+// checkLedger checks the write-once ledger roles: no read saw a ledger
+// weight that no write wrote, or before its write was invoked; once a read
+// saw a ledger role, or its write was acknowledged, every read invoked later
+// sees it with its weight. It returns one line per violation, at most limit.
+func checkLedger(ops []chaosOp, limit int) []string {
+	type ledger struct {
+		write     chaosOp
+		firstSeen int64 // earliest return of a read that saw it; chaosInfinity if none
+	}
+	ls := map[string]*ledger{}
+	for _, op := range ops {
+		if op.Kind == chaosWrite && isLedgerRole(op.Role) && op.Outcome != chaosFailed {
+			ls[op.Role] = &ledger{write: op, firstSeen: chaosInfinity}
+		}
+	}
+	var bad []string
+	report := func(format string, args ...any) {
+		if len(bad) < limit {
+			bad = append(bad, fmt.Sprintf(format, args...))
+		}
+	}
+	var reads []chaosOp
+	for _, op := range ops {
+		if op.Kind != chaosRead || op.Outcome != chaosOK {
+			continue
+		}
+		reads = append(reads, op)
+		for r, w := range op.Weights {
+			if !isLedgerRole(r) {
+				continue
+			}
+			l, ok := ls[r]
+			switch {
+			case !ok:
+				report("read by client %d at %s saw %s=%v, which no write wrote", op.Client, fmtNanos(op.Call), r, w)
+			case w != l.write.Weight:
+				report("read by client %d at %s saw %s=%v, but the only write of %s wrote %v", op.Client, fmtNanos(op.Call), r, w, r, l.write.Weight)
+			case op.Return < l.write.Call:
+				report("read by client %d returned at %s with %s, before its write was invoked at %s", op.Client, fmtNanos(op.Return), r, fmtNanos(l.write.Call))
+			default:
+				l.firstSeen = min(l.firstSeen, op.Return)
+			}
+		}
+	}
+	roles := make([]string, 0, len(ls))
+	for r := range ls {
+		roles = append(roles, r)
+	}
+	slices.Sort(roles)
+	for _, r := range roles {
+		l := ls[r]
+		visible := l.firstSeen
+		if l.write.Outcome == chaosOK {
+			visible = min(visible, l.write.Return)
+		}
+		for _, rd := range reads {
+			if rd.Call > visible {
+				if _, ok := rd.Weights[r]; !ok {
+					why := "was acknowledged"
+					if l.firstSeen == visible {
+						why = "was seen by an earlier read"
+					}
+					report("read by client %d at %s lost %s=%v (its write, client %d %s–%s, %s before)", rd.Client, fmtNanos(rd.Call), r, l.write.Weight, l.write.Client, fmtNanos(l.write.Call), fmtNanos(l.write.Return), why)
+					break
+				}
+			}
+		}
+	}
+	return bad
+}
+
+// fmtNanos formats a history time as seconds since the run started.
+func fmtNanos(ns int64) string {
+	if ns == chaosInfinity {
+		return "∞"
+	}
+	return strconv.FormatFloat(float64(ns)/1e9, 'f', 3, 64) + "s"
+}
+
+func TestChaosModel(t *testing.T) {
+	t.Parallel()
+	w := func(client int, role string, weight float64, call, ret int64, o chaosOutcome) chaosOp {
+		return chaosOp{Client: client, Kind: chaosWrite, Role: role, Weight: weight, Call: call, Return: ret, Outcome: o}
+	}
+	r := func(client int, call, ret int64, ws map[string]float64) chaosOp {
+		return chaosOp{Client: client, Kind: chaosRead, Call: call, Return: ret, Outcome: chaosOK, Weights: ws}
+	}
+	tests := []struct {
+		name   string
+		ops    []chaosOp
+		linear bool
+	}{
+		{"empty", nil, true},
+		{"read of nothing", []chaosOp{r(0, 0, 1, nil)}, true},
+		{"write then read", []chaosOp{w(0, "r0", 1, 0, 10, chaosOK), r(1, 20, 30, map[string]float64{"r0": 1})}, true},
+		{"stale read after acknowledged write", []chaosOp{
+			w(0, "r0", 1, 0, 10, chaosOK),
+			w(0, "r0", 2, 20, 30, chaosOK),
+			r(1, 40, 50, map[string]float64{"r0": 1}),
+		}, false},
+		{"lost acknowledged write", []chaosOp{w(0, "r0", 1, 0, 10, chaosOK), r(1, 20, 30, nil)}, false},
+		{"concurrent read may see either", []chaosOp{
+			w(0, "r0", 1, 0, 10, chaosOK),
+			w(0, "r0", 2, 20, 40, chaosOK),
+			r(1, 25, 30, map[string]float64{"r0": 1}),
+			r(2, 26, 35, map[string]float64{"r0": 2}),
+		}, true},
+		{"reads go back in time", []chaosOp{
+			w(0, "r0", 1, 0, 10, chaosOK),
+			w(0, "r0", 2, 20, 100, chaosOK),
+			r(1, 25, 30, map[string]float64{"r0": 2}),
+			r(2, 40, 50, map[string]float64{"r0": 1}),
+		}, false},
+		{"unknown write seen later", []chaosOp{
+			w(0, "r0", 1, 0, 10, chaosUnknown),
+			r(1, 50, 60, map[string]float64{"r0": 1}),
+		}, true},
+		{"unknown write never seen", []chaosOp{
+			w(0, "r0", 1, 0, 10, chaosOK),
+			w(0, "r0", 2, 20, 30, chaosUnknown),
+			r(1, 50, 60, map[string]float64{"r0": 1}),
+		}, true},
+		{"unknown write seen then undone", []chaosOp{
+			w(0, "r0", 1, 0, 10, chaosOK),
+			w(0, "r0", 2, 20, 30, chaosUnknown),
+			r(1, 50, 60, map[string]float64{"r0": 2}),
+			r(1, 70, 80, map[string]float64{"r0": 1}),
+		}, false},
+		{"failed write seen", []chaosOp{
+			w(0, "r0", 1, 0, 10, chaosFailed),
+			r(1, 50, 60, map[string]float64{"r0": 1}),
+		}, false},
+		{"value no write wrote", []chaosOp{r(1, 50, 60, map[string]float64{"r3": 7})}, false},
+		{"roles are independent", []chaosOp{
+			w(0, "r0", 1, 0, 10, chaosOK),
+			w(1, "r1", 2, 0, 10, chaosOK),
+			r(2, 20, 30, map[string]float64{"r0": 1, "r1": 2}),
+			w(0, "r0", 3, 40, 50, chaosOK),
+			r(2, 60, 70, map[string]float64{"r0": 3, "r1": 2}),
+		}, true},
+		{"ledger roles are left to checkLedger", []chaosOp{
+			w(0, "l9", 9, 0, 10, chaosOK),
+			r(2, 20, 30, nil),
+		}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := porcupineHistory(tc.ops)
+			res, _ := porcupine.CheckOperationsVerbose(chaosModel(), h, 10*time.Second)
+			want := porcupine.Illegal
+			if tc.linear {
+				want = porcupine.Ok
+			}
+			if res != want {
+				t.Errorf("history %+v: got %s, want %s", tc.ops, res, want)
+			}
+		})
+	}
+}
+
+func TestChaosLedger(t *testing.T) {
+	t.Parallel()
+	w := func(role string, weight float64, call, ret int64, o chaosOutcome) chaosOp {
+		return chaosOp{Client: 0, Kind: chaosWrite, Role: role, Weight: weight, Call: call, Return: ret, Outcome: o}
+	}
+	r := func(call, ret int64, ws map[string]float64) chaosOp {
+		return chaosOp{Client: 1, Kind: chaosRead, Call: call, Return: ret, Outcome: chaosOK, Weights: ws}
+	}
+	tests := []struct {
+		name string
+		ops  []chaosOp
+		bad  int
+	}{
+		{"acknowledged and present", []chaosOp{w("l1", 1, 0, 10, chaosOK), r(20, 30, map[string]float64{"l1": 1})}, 0},
+		{"concurrent read may miss it", []chaosOp{w("l1", 1, 0, 10, chaosOK), r(5, 30, nil)}, 0},
+		{"acknowledged then lost", []chaosOp{w("l1", 1, 0, 10, chaosOK), r(20, 30, nil)}, 1},
+		{"unknown never seen", []chaosOp{w("l1", 1, 0, 10, chaosUnknown), r(20, 30, nil)}, 0},
+		{"unknown seen then lost", []chaosOp{
+			w("l1", 1, 0, 10, chaosUnknown),
+			r(20, 30, map[string]float64{"l1": 1}),
+			r(40, 50, nil),
+		}, 1},
+		{"seen before invoked", []chaosOp{w("l1", 1, 40, 50, chaosOK), r(20, 30, map[string]float64{"l1": 1})}, 1},
+		{"wrong value", []chaosOp{w("l1", 1, 0, 10, chaosOK), r(20, 30, map[string]float64{"l1": 2})}, 1},
+		{"never written", []chaosOp{r(20, 30, map[string]float64{"l1": 2})}, 1},
+		{"failed write seen", []chaosOp{w("l1", 1, 0, 10, chaosFailed), r(20, 30, map[string]float64{"l1": 1})}, 1},
+		{"register roles ignored", []chaosOp{w("r1", 1, 0, 10, chaosOK), r(20, 30, nil)}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := checkLedger(tc.ops, 10)
+			if len(got) != tc.bad {
+				t.Errorf("history %+v: got %d violations %q, want %d", tc.ops, len(got), got, tc.bad)
+			}
+		})
+	}
+}
