@@ -221,7 +221,7 @@ func badgerOptions(dir string, opts Options) badger.Options {
 		WithBlockCacheSize(opts.BlockCacheSize).
 		WithIndexCacheSize(opts.IndexCacheSize).
 		WithValueThreshold(opts.ValueThreshold).
-		WithValueLogFileSize(64 << 20).
+		WithValueLogFileSize(16 << 20).
 		WithChecksumVerificationMode(options.OnTableRead).
 		WithDetectConflicts(false). // one writer: the driver goroutine
 		WithMetricsEnabled(false).
