@@ -76,6 +76,13 @@ lint-strict: $(GOLANGCI_LINT) ## lint plus the style linters (revive, unused, er
 $(GOLANGCI_LINT):
 	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
+# govulncheck needs the vulnerability database at vuln.go.dev, which CI cannot
+# reach; run it where the network allows.
+.PHONY: vuln
+vuln: ## report known vulnerabilities in dependencies (needs vuln.go.dev)
+	GOBIN=$(BIN) $(GO) install golang.org/x/vuln/cmd/govulncheck@v1.9.0
+	$(BIN)/govulncheck ./...
+
 ## ---- packaging -------------------------------------------------------------
 
 # TODO(packaging): build .deb and .rpm with nfpm from packaging/.

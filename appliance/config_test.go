@@ -485,3 +485,17 @@ func TestConfigFlagNames(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadConfigReadsTheProcessEnvironment covers LoadConfig, the entry point
+// the supervisor calls on SIGHUP. Not parallel: it sets the environment.
+func TestLoadConfigReadsTheProcessEnvironment(t *testing.T) {
+	t.Setenv("REGENT_TEST_CLUSTER", "from-env")
+	dir := writeFiles(t, map[string]string{"regent.hcl": `cluster = env.REGENT_TEST_CLUSTER`})
+	c, diags := LoadConfig(dir, FlagValue{Name: "log-level", Value: "error"})
+	if diags.HasErrors() {
+		t.Fatalf("LoadConfig: %s", diags.Error())
+	}
+	if c.Cluster != "from-env" || c.LogLevel != "error" || c.Sources["log_level"].String() != "flag --log_level" {
+		t.Errorf("LoadConfig: cluster %q, log_level %q from %v; want from-env, error from the flag", c.Cluster, c.LogLevel, c.Sources["log_level"])
+	}
+}
