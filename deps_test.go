@@ -102,37 +102,57 @@ var (
 )
 
 // goList lists the module's packages and all their dependencies, once per
-// test binary. Packages that do not build (someone is mid-edit) are listed
-// all the same with what could be read.
+// test binary, with and without the invariants build tag (CI tests with it),
+// and merges the two: a package's imports are those of either build.
+// Packages that do not build (someone is mid-edit) are listed all the same
+// with what could be read.
 func goList(t *testing.T) map[string]*listedPackage {
 	t.Helper()
 	listOnce.Do(func() {
-		cmd := exec.Command("go", "list", "-e", "-deps",
-			"-json=ImportPath,Dir,Standard,Imports,GoFiles,CgoFiles", "./...")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			listErr = errors.New("go list: " + err.Error() + ": " + stderr.String())
-			return
-		}
 		listed = map[string]*listedPackage{}
-		dec := json.NewDecoder(bytes.NewReader(out))
-		for {
-			p := new(listedPackage)
-			if err := dec.Decode(p); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				listErr = errors.New("decode go list output: " + err.Error())
+		for _, tags := range []string{"", "invariants"} {
+			if err := goListInto(listed, tags); err != nil {
+				listErr = err
 				return
 			}
-			listed[p.ImportPath] = p
 		}
 	})
 	if listErr != nil {
 		t.Fatal(listErr)
 	}
 	return listed
+}
+
+func goListInto(pkgs map[string]*listedPackage, tags string) error {
+	cmd := exec.Command("go", "list", "-e", "-deps", "-tags="+tags,
+		"-json=ImportPath,Dir,Standard,Imports,GoFiles,CgoFiles", "./...")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return errors.New("go list -tags=" + tags + ": " + err.Error() + ": " + stderr.String())
+	}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		p := new(listedPackage)
+		if err := dec.Decode(p); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return errors.New("decode go list output: " + err.Error())
+		}
+		if old, ok := pkgs[p.ImportPath]; ok {
+			p.Imports = union(old.Imports, p.Imports)
+			p.GoFiles = union(old.GoFiles, p.GoFiles)
+			p.CgoFiles = union(old.CgoFiles, p.CgoFiles)
+		}
+		pkgs[p.ImportPath] = p
+	}
+}
+
+func union(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func inModule(path string) bool {
