@@ -1,6 +1,166 @@
 // Package paxos is the deterministic core of regent's replicated log: the
 // replica (acceptor and learner), the coordinator (proposer), recovery,
-// catch-up and membership, as a state machine. Messages and ticks go in; a
-// Ready batch comes out. It must not import anything but the standard library,
-// and from it not time, os, log, sync or net.
+// catch-up and membership, as one state machine ([Core]). Messages and ticks
+// go in; a [Ready] batch comes out. The protocol is the Mesos replicated log
+// (Multi-Paxos with implicit promises) made safer and faster; see
+// docs/contracts.md for the seams and ../shared/reference/mesos.md (a) for the
+// original.
+//
+// # Dependencies and concurrency
+//
+// The package imports only the standard library, and from it not time, os,
+// log, sync or net: no goroutines, clocks, IO or global randomness (jitter
+// comes from the injected Config.Rand), and no decision depends on map
+// iteration order. A Core is not safe for concurrent use: the driver calls it
+// from one goroutine. The core never logs; the driver logs what it sees in
+// Ready.
+//
+// # The driver's duties, in order
+//
+//  1. Feed the core: [Core.Step] for every incoming message, [Core.Tick] for
+//     every unit of logical time, and the application's calls
+//     ([Core.Campaign], [Core.Propose], [Core.ChangeMembership],
+//     [Core.Demote]). An error from Step, Campaign, Propose or
+//     ChangeMembership other than this package's sentinels is a storage
+//     error, and fatal.
+//  2. While [Core.HasReady], take [Core.Ready] and persist its HardState,
+//     Actions and TruncateBelow as one atomic batch, and sync it.
+//  3. Only then send Ready.Messages (To == 0 means every peer).
+//  4. Publish Ready.Learned to the application, in order.
+//  5. Call [Core.Advance] with the batch.
+//
+// A crash anywhere in this sequence leaves a state the protocol allows: a
+// message never leaves before the promise or acceptance it reports is
+// durable. Messages to self are handled inside the core, and the local vote
+// is persisted in the same batch as the messages that go out.
+//
+// # Replica rules
+//
+// A replica that is not VOTING answers promise and write requests IGNORED.
+// An implicit promise (every position) is given to a proposal at least as
+// high as the current one; equal proposals are accepted again, because
+// proposals are unique per replica ((Round, Replica)) so an equal one is a
+// retransmission. An explicit promise covers a range of positions and
+// returns the actions stored there; learned positions need no promise. A
+// write at p with proposal n is refused unless n >= max(action.Promised,
+// HardState.Promised) — the implicit promise covers existing positions too,
+// which Mesos did not check — and an accepted write raises the position's
+// promise to n. The promise is checked before anything else, also at learned
+// and truncated positions, so a deposed coordinator is always refused. A
+// learned action is never overwritten; two different values learned at one
+// position are a broken invariant and panic.
+//
+// # Coordinator
+//
+// Campaign picks a proposal above any seen and runs the implicit promise
+// round. A quorum of VOTING voters of the latest membership wins; IGNORED
+// answers are counted apart and the round is retried; any REJECT ends the
+// campaign (CampaignFailed) or, once elected, the leadership
+// (LostLeadership): the coordinator stops writing at once. The winner fills
+// every position below the highest end a quorum reported that its replica has
+// not learned, with explicit promises (batched over a range) and then the
+// value of the highest proposal written there, or a NOP (position 0 of a new
+// log gets the first membership). Then it is Elected and writes without a
+// promise phase: up to Config.Window positions in flight, contiguous runs
+// batched into one MsgWriteRequest (answers acknowledge a range), learned
+// broadcasts batched, unacknowledged positions retransmitted every
+// RetryTicks.
+//
+// # Leases
+//
+// The coordinator sends a heartbeat every HeartbeatTicks carrying its
+// proposal and learned position. A replica that heard from a coordinator (or
+// promised a proposer) within LeaseTicks refuses implicit promises to any
+// other proposer. The coordinator's lease lasts LeaseTicks from the send tick
+// of the newest heartbeat or write that a quorum acknowledged
+// (CoreStatus.LeaseRemaining). A new coordinator needs a quorum of implicit
+// promises, and every such quorum intersects the quorum that acknowledged the
+// old coordinator's last renewal; the replica in the intersection received the
+// renewal after it was sent and refuses others for LeaseTicks after receiving
+// it, so the old lease has expired (by the old coordinator's clock) before
+// the new coordinator can be elected. This holds only if the replicas' tick
+// rates agree: the assumption is bounded clock drift, at most a fraction ε of
+// LeaseTicks over one lease period, and the driver must subtract that margin
+// (e.g. one tick plus ε·LeaseTicks) from LeaseRemaining before serving reads
+// from its lease alone.
+//
+// # Recovery and catch-up
+//
+// A replica that is not VOTING broadcasts recover requests. A quorum of
+// VOTING voters of the newest membership reported moves it to RECOVERING with
+// the end they reported; it catches up and only then persists VOTING
+// (Joined). With Config.AutoInitialize, when Expected replicas are EMPTY or
+// STARTING it persists STARTING, and when Expected are STARTING or VOTING it
+// persists VOTING with those replicas as the initialisation set (two phases,
+// so no replica votes while others are still EMPTY). Without it the replica
+// stays EMPTY and reports NotInitialized. Catch-up is streamed: a
+// MsgCatchupRequest is answered by a VOTING replica with a batch of learned
+// actions (at most MaxBatchBytes); a requester behind the responder's
+// truncation point receives the responder's Begin (its snapshot) first and
+// jumps there. Catch-up never runs Paxos itself, so it can never demote a
+// working coordinator: a position nobody has learned is left to the
+// coordinator's learned broadcasts, or to the next coordinator's fill, and
+// a lagging VOTING replica catches up from the coordinator when a heartbeat
+// reports a higher learned position. A coordinator writes NOPs over positions
+// a replica stored beyond the coordinator's end (leftovers never chosen), so
+// every replica's end is eventually learned.
+//
+// # Membership
+//
+// The log's membership (cluster ID, replica IDs and addresses, voters) lives
+// in the log as EntryConfig values; position 0 holds the first one, written by
+// the first coordinator with the replicas that took part in initialisation
+// and the driver's random ClusterID. Every message carries Cluster and From: a
+// message from another cluster, or a promise, write or heartbeat answer from
+// a replica that is not a member, is refused (not counted; MsgRefused with a
+// reason, at most once per peer per LeaseTicks; CoreStatus.Refused counts
+// them).
+//
+// The rule. The membership in force at position p is the latest EntryConfig
+// learned at a position below p (the initialisation set before position 0 is
+// learned). Every phase at p needs a quorum of the voters of that membership:
+// a majority, and at least min(Config.Quorum, voters); before position 0 is
+// learned, every replica of the initialisation set. Changes are made one at a
+// time, one replica at a time (AddNonVoter, Promote, Remove): the coordinator
+// proposes a change only after the previous one is learned, and writes
+// nothing above an EntryConfig until that EntryConfig is learned. A newly
+// elected coordinator has filled every position up to its end before it may
+// change anything. Promote needs the replica to report VOTING with its learned
+// position within Window of the coordinator's; at most 2*Quorum-1 voters are
+// ever admitted. HardState.Membership is the membership in force at the
+// replica's learned position, so a truncated log still knows it, and
+// truncations that would cut below it are skipped (the next one takes
+// effect).
+//
+// Why it is safe (sketch). (1) Majorities of two configurations whose voter
+// sets differ by one replica intersect. Adding x to n voters V: a majority Q
+// of V has at least ⌊n/2⌋+1 members and a majority Q' of V∪{x} at least
+// ⌊(n+1)/2⌋ members in V, together n+1 > n, so they share one. Removing x:
+// a majority of V keeps at least ⌊n/2⌋ members in V∖{x} and a majority of
+// V∖{x} has ⌊(n−1)/2⌋+1, together n > n−1. Non-voter changes leave the
+// voter set alone, and larger quorums (the Quorum floor) only help. (2) Per position, this is
+// plain Paxos with a known acceptor set: the value of position p is decided
+// by quorums of config(p), which every proposer computes from values chosen
+// below p. A proposer learns config(p) exactly because it fills positions in
+// order and stops after an EntryConfig until that is chosen; no position above
+// an unchosen EntryConfig is ever written, so no value above it was accepted
+// under a membership other than the one a later proposer will compute. (3)
+// Election: the implicit promise quorum is taken in the newest membership
+// known to the candidate or reported by a promiser, and the election
+// completes only when a quorum of the latest membership (after the fill
+// discovered every chosen EntryConfig) promised. Because chosen
+// configurations form a chain of single changes, each step's quorum meets
+// the quorum that chose the next configuration, so the candidate discovers
+// every chosen configuration in turn. (4) The "new coordinator commits before
+// changing" rule closes the hole Raft's single-server changes had (a leader
+// adding a different change while an uncommitted one from an old leader could
+// still be chosen): the fill decides every position up to the end any
+// promiser reported, including a leftover EntryConfig, before a new change is
+// proposed.
+//
+// Limits. Position 0 needs every replica of the initialisation set; if one of
+// them loses its disk before position 0 is chosen, nothing was ever written
+// and the operator re-initialises every replica. A replica whose disk was
+// wiped comes back with a new ReplicaID and joins as a new member
+// (AddNonVoter, then Promote once caught up; Remove the old ID).
 package paxos

@@ -97,8 +97,8 @@ type HardState struct {
 	Cluster    ClusterID
 	Status     Status
 	Promised   Proposal   // the implicit promise: every position not otherwise promised
-	Membership Membership // latest membership known to be learned
-	ConfigAt   Position   // position of the EntryConfig that set Membership
+	Membership Membership // the membership in force at the learned position (latest EntryConfig learned in order)
+	ConfigAt   Position   // position of that EntryConfig
 	Begin      Position   // first position not truncated
 }
 
