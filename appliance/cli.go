@@ -169,6 +169,9 @@ func dispatch(ctx context.Context, e *Env, c *command, args []string) int {
 		return ExitOK
 	}
 	sub := c.lookup(args[0])
+	if sub == nil && c.parent == nil && (args[0] == "--version" || args[0] == "-version") {
+		sub = c.lookup("version") // the conventional spelling
+	}
 	if sub == nil {
 		what := "command"
 		if strings.HasPrefix(args[0], "-") {

@@ -59,6 +59,7 @@ func TestRunDispatch(t *testing.T) {
 		{"bad flag value", []string{"config", "validate", "-q=maybe"}, ExitUsage, nil, []string{"regent config validate: invalid boolean value"}},
 		{"missing flag value", []string{"config", "show", "-config"}, ExitUsage, nil, []string{"flag needs an argument: -config"}},
 		{"unexpected argument", []string{"version", "extra"}, ExitUsage, nil, []string{`regent version: unexpected argument "extra"`}},
+		{"version flag", []string{"--version"}, ExitOK, []string{"regent " + Version + " ("}, nil},
 		{"version", []string{"version"}, ExitOK, []string{"regent " + Version + " (" + runtime.Version()}, nil},
 		{"command help", []string{"version", "-h"}, ExitOK, []string{"Usage: regent version [flags]", "Print the version.", "-json"}, nil},
 		{"hidden command still runs", []string{"master", "-h"}, ExitOK, []string{"Usage: regent master"}, nil},
