@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -93,6 +94,11 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// ErrUnclean is returned by a read-only Open of a store whose last writer
+// did not close it (a master that was killed): its write-ahead log must be
+// replayed, which only a read-write Open does. It is not corruption.
+var ErrUnclean = errors.New("store was not closed cleanly: start its master once, or open it read-write, to replay its log")
+
 // Keys. Actions are keyed by prefix and big-endian position, so Badger's
 // byte order is position order.
 var (
@@ -152,11 +158,13 @@ type Store struct {
 	db   *badger.DB
 	lock *dirLock
 
-	// mu guards closed and truncating; readers hold it shared for the whole
-	// call so Close waits for them.
-	mu         sync.RWMutex
-	closed     bool
-	truncating paxos.Position // while non-zero, positions below it are being deleted
+	// mu guards closed: every call holds it shared for its whole length,
+	// so Close (which takes it exclusively) waits for calls in progress.
+	mu     sync.RWMutex
+	closed bool
+	// truncating, while non-zero, is a position below which actions are
+	// being deleted; reads hide them.
+	truncating atomic.Uint64
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -244,6 +252,9 @@ func openBadger(dir string, opts Options) (db *badger.DB, err error) {
 		return db, nil
 	}
 	msg := err.Error()
+	if opts.ReadOnly && strings.Contains(msg, "Log truncate required") {
+		return nil, fmt.Errorf("open store %s: %w", dir, ErrUnclean)
+	}
 	for _, transient := range []string{"too many open files", "no space left", "cannot allocate memory", "permission denied", "Another process is using"} {
 		if strings.Contains(msg, transient) {
 			if transient == "Another process is using" {
@@ -316,7 +327,7 @@ func (s *Store) resumeTruncation() error {
 	if err != nil || below == 0 {
 		return err
 	}
-	s.truncating = below
+	s.truncating.Store(uint64(below))
 	if s.opts.ReadOnly {
 		return nil // reads hide the positions being deleted
 	}
@@ -377,7 +388,7 @@ func (s *Store) Action(p paxos.Position) (paxos.Action, bool, error) {
 	if s.closed {
 		return paxos.Action{}, false, fmt.Errorf("read action at position %d: %w", p, replog.ErrClosed)
 	}
-	if p < s.truncating {
+	if p < paxos.Position(s.truncating.Load()) {
 		return paxos.Action{}, false, nil
 	}
 	var a paxos.Action
@@ -409,7 +420,7 @@ func (s *Store) Actions(from, to paxos.Position, maxBytes int) ([]paxos.Action, 
 	if s.closed {
 		return nil, fmt.Errorf("read actions [%d, %d): %w", from, to, replog.ErrClosed)
 	}
-	from = max(from, s.truncating)
+	from = max(from, paxos.Position(s.truncating.Load()))
 	if from >= to {
 		return nil, nil
 	}
@@ -468,7 +479,7 @@ func (s *Store) LastPosition() (paxos.Position, bool, error) {
 		if !ok {
 			return fmt.Errorf("%w: unexpected key %x", replog.ErrCorrupt, it.Item().Key())
 		}
-		last, found = p, p >= s.truncating
+		last, found = p, p >= paxos.Position(s.truncating.Load())
 		return nil
 	})
 	if err != nil {
@@ -491,9 +502,8 @@ func (s *Store) LastPosition() (paxos.Position, bool, error) {
 // crash); reads hide the positions being deleted meanwhile.
 func (s *Store) Save(b replog.Batch) error {
 	s.mu.RLock()
-	closed := s.closed
-	s.mu.RUnlock()
-	if closed {
+	defer s.mu.RUnlock()
+	if s.closed {
 		return fmt.Errorf("save: %w", replog.ErrClosed)
 	}
 	if s.opts.ReadOnly {
@@ -546,6 +556,8 @@ func (s *Store) save(b replog.Batch) error {
 			return fmt.Errorf("truncate below %d: %w", b.TruncateBelow, err)
 		}
 		if !done {
+			// Hide the range from readers until it is gone.
+			s.truncating.Store(uint64(b.TruncateBelow))
 			var v [8]byte
 			binary.BigEndian.PutUint64(v[:], uint64(b.TruncateBelow))
 			if err := set(keyTruncate, v[:]); err != nil {
@@ -557,9 +569,6 @@ func (s *Store) save(b replog.Batch) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	if !done {
-		s.mu.Lock()
-		s.truncating = b.TruncateBelow
-		s.mu.Unlock()
 		if err := s.deleteBelow(b.TruncateBelow); err != nil {
 			return fmt.Errorf("truncate below %d: %w", b.TruncateBelow, err)
 		}
@@ -629,9 +638,7 @@ func (s *Store) deleteBelow(p paxos.Position) error {
 			break
 		}
 	}
-	s.mu.Lock()
-	s.truncating = 0
-	s.mu.Unlock()
+	s.truncating.Store(0)
 	return nil
 }
 

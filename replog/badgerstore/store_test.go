@@ -286,3 +286,32 @@ func TestGCAndDiskUsage(t *testing.T) {
 		t.Errorf("DiskUsage = %+v, want at least the %d bytes written", u, 20*64<<10)
 	}
 }
+
+func TestReadOnlyUncleanStore(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	live := filepath.Join(dir, "live")
+	st := openStore(t, live, testOptions(t))
+	if err := st.Save(replog.Batch{Actions: []paxos.Action{appendAt(1, "x")}, Sync: true}); err != nil {
+		t.Fatal(err)
+	}
+	// A copy taken while the store is open looks like a killed master's.
+	copyDir(t, live, filepath.Join(dir, "killed"))
+	st.Close()
+
+	opts := testOptions(t)
+	opts.ReadOnly = true
+	_, err := badgerstore.Open(filepath.Join(dir, "killed"), opts)
+	if !errors.Is(err, badgerstore.ErrUnclean) || errors.Is(err, replog.ErrCorrupt) {
+		t.Fatalf("read-only Open of an unclean store = %v, want ErrUnclean and not ErrCorrupt", err)
+	}
+	rw := openStore(t, filepath.Join(dir, "killed"), testOptions(t))
+	defer rw.Close()
+	got, err := rw.Actions(0, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]paxos.Action{appendAt(1, "x")}, got); diff != "" {
+		t.Errorf("Actions after replay (-want +got):\n%s", diff)
+	}
+}
