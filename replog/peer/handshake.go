@@ -21,6 +21,10 @@ const ProtocolVersion = 1
 // nonceBytes is the length of a handshake nonce.
 const nonceBytes = 16
 
+// maxAddrBytes bounds the advertised address in a Hello, which ends up in
+// logs and metric labels.
+const maxAddrBytes = 1024
+
 // MAC labels keep a MAC made for one step from being replayed as another.
 const (
 	labelHello   = "regent/peer/v1 hello"
@@ -134,6 +138,9 @@ func (t *Transport) check(h *peerpb.Hello, label string, peerNonce []byte) *refu
 			code:   codes.FailedPrecondition,
 			reason: fmt.Sprintf("peer protocol version %d is not supported (this replica speaks %d)", h.GetVersion(), ProtocolVersion),
 		}
+	}
+	if len(h.GetAddr()) > maxAddrBytes {
+		return refuse("handshake address has %d bytes, more than %d", len(h.GetAddr()), maxAddrBytes)
 	}
 	if len(h.GetNonce()) != nonceBytes {
 		return refuse("handshake nonce has %d bytes, want %d", len(h.GetNonce()), nonceBytes)

@@ -502,6 +502,7 @@ func TestCheckHello(t *testing.T) {
 		{name: "signed", secret: secret, hello: signed(nil), cluster: 5},
 		{name: "nil", hello: nil, want: codes.InvalidArgument},
 		{name: "version", hello: mk(func(h *peerpb.Hello) { h.Version = 9 }), want: codes.FailedPrecondition, reason: "version 9"},
+		{name: "long address", hello: mk(func(h *peerpb.Hello) { h.Addr = strings.Repeat("a", maxAddrBytes+1) }), want: codes.PermissionDenied, reason: "address has 1025 bytes"},
 		{name: "cluster", hello: mk(nil), cluster: 6, want: codes.PermissionDenied, reason: "cluster 5"},
 		{name: "self", hello: mk(func(h *peerpb.Hello) { h.Replica = 1 }), want: codes.PermissionDenied, reason: "own id"},
 		{name: "unsigned", secret: secret, hello: mk(nil), want: codes.PermissionDenied, reason: "not authenticated"},
