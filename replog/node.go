@@ -38,9 +38,14 @@ type Status struct {
 	// stored position; LearnedTo one past the last position learned (and
 	// published) in order.
 	Begin, End, LearnedTo paxos.Position
-	// Membership is the latest learned membership.
+	// Membership is the latest learned membership; Voters the number of its
+	// voters, Quorum how many of them make a quorum, Reachable how many this
+	// node reaches (itself included, if a voter).
 	Membership paxos.Membership
 	Voter      bool
+	Voters     int
+	Quorum     int
+	Reachable  int
 	// LeaseRemaining is, on the coordinator, how long its lease still lasts
 	// after the clock-drift margin; zero otherwise.
 	LeaseRemaining time.Duration
@@ -694,6 +699,18 @@ func (n *Node) Status() Status {
 	s.InboxDropped = n.dropped.Load()
 	if tr != nil {
 		s.Peers = tr.Peers()
+	}
+	for _, m := range s.Membership.Members {
+		if !m.Voter {
+			continue
+		}
+		s.Voters++
+		if m.ID == s.Replica || slices.ContainsFunc(s.Peers, func(p Peer) bool { return p.ID == m.ID && p.Connected }) {
+			s.Reachable++
+		}
+	}
+	if s.Voters > 0 {
+		s.Quorum = max(s.Voters/2+1, min(n.cfg.Quorum, s.Voters))
 	}
 	return s
 }

@@ -258,6 +258,9 @@ func TestNodeClusterAppendPersistsBeforeSend(t *testing.T) {
 		if saves := len(c.member(leader).st.Saves()); saves > 3*len(want) {
 			t.Errorf("leader made %d saves for %d appends", saves, len(want))
 		}
+		if st := c.member(leader).node.Status(); st.Voters != 3 || st.Quorum != 2 || st.Reachable != 3 {
+			t.Errorf("Status voters/quorum/reachable = %d/%d/%d, want 3/2/3", st.Voters, st.Quorum, st.Reachable)
+		}
 		// A follower refuses writes.
 		if _, err := c.member(c.masters[1]).node.Append(ctx, []byte("no")); !errors.Is(err, replog.ErrNotLeader) {
 			t.Errorf("Append on a follower = %v, want ErrNotLeader", err)
