@@ -637,3 +637,22 @@ func TestNodeElectRefusedWhileLeaseLive(t *testing.T) {
 		}
 	})
 }
+
+func TestNodeAppendUnderMessageLoss(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		leader := c.masters[0]
+		last := c.elect(ctx, leader)
+		c.net.SetDropRate(0.2)
+		want := appendMany(ctx, t, c.member(leader).node, 32, 10, "lossy")
+		c.net.SetDropRate(0)
+		for _, addr := range c.masters {
+			checkEntries(t, addr, readAll(ctx, t, c.member(addr).node, last+1, len(want)), want)
+		}
+		if len(c.violations) > 0 {
+			t.Errorf("persist-before-send violated:\n%v", c.violations)
+		}
+	})
+}
