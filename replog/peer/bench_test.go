@@ -2,6 +2,7 @@ package peer
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -67,4 +68,68 @@ func BenchmarkRoundTrip(b *testing.B) {
 			b.ReportMetric(float64(2*batch*b.N*size)/elapsed.Seconds(), "B/s")
 		})
 	}
+}
+
+// BenchmarkQuorumRoundTrip is the transport's share of one write of the
+// replicated log with three replicas: replica 1 broadcasts one small
+// message, the other two echo it, and the op ends at the first echo (with
+// its own vote, a quorum of two of three). Both echoes are awaited before
+// the next op, so ops do not overlap.
+//
+//	go test -run '^$' -bench QuorumRoundTrip -benchtime 20000x ./replog/peer
+func BenchmarkQuorumRoundTrip(b *testing.B) {
+	var replies atomic.Int64
+	quorum := make(chan struct{}, 1)
+	all := make(chan struct{}, 1)
+	lis := []net.Listener{listen(b), listen(b), listen(b)}
+	addrs := []string{lis[0].Addr().String(), lis[1].Addr().String(), lis[2].Addr().String()}
+	var echoes [3]atomic.Pointer[Transport]
+	nodes := make([]*node, 3)
+	for i := range nodes {
+		var peers []string
+		for j, a := range addrs {
+			if j != i {
+				peers = append(peers, a)
+			}
+		}
+		nodes[i] = startNode(b, paxos.ReplicaID(i+1), 1, lis[i], peers, func(c *Config) {
+			if i == 0 {
+				c.Handler = func(paxos.Message) {
+					switch replies.Add(1) {
+					case 1:
+						quorum <- struct{}{}
+					case 2:
+						all <- struct{}{}
+					}
+				}
+				return
+			}
+			c.Handler = func(m paxos.Message) {
+				m.From, m.To = m.To, m.From
+				echoes[i].Load().Send([]paxos.Message{m})
+			}
+		})
+		echoes[i].Store(nodes[i].tr)
+	}
+	waitConnected(b, nodes)
+
+	m := []paxos.Message{msg(1, 0, 1)}
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		replies.Store(0)
+		t0 := time.Now()
+		nodes[0].tr.Send(m)
+		<-quorum
+		lat = append(lat, time.Since(t0))
+		<-all
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "rounds/s")
 }
