@@ -56,7 +56,11 @@ var _ replog.Transport = (*Transport)(nil)
 // dials, handshakes and sends), and each live outgoing stream has one more
 // that waits for the stream's end. Serve runs the gRPC server on the caller's
 // goroutine; gRPC runs each incoming stream on a goroutine of its own, which
-// calls Config.Handler. Close stops all of them and waits for them.
+// calls Config.Handler, and the handshake's receives on that stream run on a
+// short-lived goroutine so they can time out. gRPC adds its own per
+// connection (reader, writer, keepalive). Close stops all of them and waits
+// for them; gRPC's connection goroutines and a timed-out handshake receive
+// end moments after, once their sockets are closed.
 type Transport struct {
 	cfg     Config
 	log     hclog.Logger
