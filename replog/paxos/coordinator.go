@@ -380,7 +380,8 @@ func (c *Core) Propose(es []Entry) (first Position, err error) {
 // at the next position. No position above it is written until it is learned,
 // and the next change waits for it too. Promote requires the replica to have
 // reported VOTING, with its learned position within Window of the
-// coordinator's, in a heartbeat answer within LeaseTicks.
+// coordinator's, in an accepting answer to this coordinator's heartbeat (so it
+// has promised this coordinator's proposal) within LeaseTicks.
 func (c *Core) ChangeMembership(ch MembershipChange) (Position, error) {
 	if c.role != RoleCoordinator || c.w == nil {
 		return 0, ErrNotCoordinator

@@ -183,6 +183,7 @@ func (c *Core) handleWriteRequest(m Message) error {
 	for _, a := range puts {
 		c.putAction(a)
 	}
+	c.promise(m.Proposal)
 	c.noteLease(m.Proposal)
 	reply.Result = ResultAccept
 	c.send(reply)
@@ -222,11 +223,24 @@ func (c *Core) handleHeartbeat(m Message) {
 		reply.Result = ResultReject
 		reply.Proposal = c.hs.Promised
 	default:
+		c.promise(m.Proposal)
 		c.noteLease(m.Proposal)
 		reply.Result = ResultAccept
 	}
 	c.send(reply)
 	c.maybeCatchupFromLeader()
+}
+
+// promise raises the implicit promise to p. Accepting a coordinator's write
+// or heartbeat promises its proposal, as an acceptor of classic Paxos does on
+// accept: a replica promoted to voter has therefore promised the proposal of
+// the coordinator that promoted it, and a deposed coordinator that learned
+// the new membership cannot count it.
+func (c *Core) promise(p Proposal) {
+	if c.hs.Promised.Less(p) {
+		c.hs.Promised = p
+		c.hsDirty = true
+	}
 }
 
 // noteLease records that this replica heard from proposer p now.

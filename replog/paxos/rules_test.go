@@ -662,3 +662,57 @@ func TestCampaignRefusedWhileMembershipUnknown(t *testing.T) {
 		t.Fatalf("campaign with an unknown membership in force: %v, want ErrNotVoting", err)
 	}
 }
+
+// A replica answering a heartbeat or accepting a write from a coordinator
+// with a higher proposal promises it: a voter promoted later has promised the
+// coordinator's proposal, so a deposed coordinator that learned the new
+// membership can never count it.
+func TestHeartbeatAndWriteRaiseImplicitPromise(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		m    Message
+	}{
+		{"heartbeat", Message{Type: MsgHeartbeat, From: 3, Proposal: Proposal{6, 3}}},
+		{"write", Message{Type: MsgWriteRequest, From: 3, To: 1, Proposal: Proposal{6, 3}, Actions: []Action{appendAt(1, Proposal{6, 3}, "x")}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := votingStore(1, Proposal{5, 2}, testMembership(1, 2, 3))
+			c := newTestCore(t, testConfig(1), s)
+			if err := c.Step(withCluster(tc.m)); err != nil {
+				t.Fatal(err)
+			}
+			rd := c.Ready()
+			if len(rd.Messages) != 1 || rd.Messages[0].Result != ResultAccept {
+				t.Fatalf("answer %+v, want one accept", rd.Messages)
+			}
+			if rd.HardState == nil || rd.HardState.Promised != (Proposal{6, 3}) {
+				t.Fatalf("the accepting batch persists %+v, want the promise 6.3", rd.HardState)
+			}
+		})
+	}
+}
+
+func TestPromoteRequiresPromise(t *testing.T) {
+	t.Parallel()
+	m := testMembership(1, 2)
+	m.Members = append(m.Members, Member{ID: 4})
+	c, s := electedCore(t, m)
+	hb := Message{Type: MsgHeartbeatResponse, From: 4, To: 1, Proposal: Proposal{1, 4}, Position: 1, Status: StatusVoting, Result: ResultAccept}
+	step(t, c, s, hb) // an answer to another proposal: no promise of ours
+	if _, err := c.ChangeMembership(MembershipChange{Type: Promote, ID: 4}); !errors.Is(err, ErrNotCaughtUp) {
+		t.Fatalf("promote without the replica's promise: %v, want ErrNotCaughtUp", err)
+	}
+	hb.Proposal = c.proposal
+	step(t, c, s, hb)
+	if _, err := c.ChangeMembership(MembershipChange{Type: Promote, ID: 4}); err != nil {
+		t.Fatalf("promote a caught-up replica that promised: %v", err)
+	}
+}
+
+func withCluster(m Message) Message {
+	m.Cluster = testCluster
+	return m
+}
