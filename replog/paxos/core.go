@@ -262,6 +262,7 @@ func (c *Core) drainLocalErr() error {
 			return err
 		}
 		if len(c.local) == 0 {
+			c.checkInvariants()
 			return nil
 		}
 	}

@@ -1,0 +1,7 @@
+//go:build !invariants
+
+package paxos
+
+// invariantsEnabled turns on the expensive self-checks after every call
+// (build tag invariants).
+const invariantsEnabled = false
