@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/regent-ha/regent/supervisor"
 )
 
 // localCluster is a set of regent appliances ("regent run") on loopback, each
@@ -269,6 +271,32 @@ func (m *localMaster) SignalGroup(sig syscall.Signal) error {
 		return fmt.Errorf("%s is not running", m.Name)
 	}
 	return syscall.Kill(-m.cmd.Process.Pid, sig)
+}
+
+// ChildPid returns the process ID of m's master child, from its
+// supervisor's state file, or 0 when no child is running.
+func (m *localMaster) ChildPid() int {
+	if m.Pid() == 0 {
+		return 0
+	}
+	st, err := supervisor.ReadStatus(filepath.Join(m.WorkDir, StateFileName))
+	if err != nil || st.SupervisorPID != m.Pid() {
+		return 0
+	}
+	return st.ChildPID
+}
+
+// SignalAll sends sig to m's supervisor and to its master child, which runs
+// in a process group of its own: SIGSTOP through it pauses the whole
+// appliance.
+func (m *localMaster) SignalAll(sig syscall.Signal) error {
+	if err := m.SignalGroup(sig); err != nil {
+		return err
+	}
+	if pid := m.ChildPid(); pid != 0 {
+		return syscall.Kill(-pid, sig)
+	}
+	return nil
 }
 
 // Wait waits until m's appliance has exited or ctx ends, and returns its exit.
