@@ -352,7 +352,7 @@ func (c *Core) Propose(es []Entry) (first Position, err error) {
 	if len(es) == 0 {
 		return c.w.nextPos, nil
 	}
-	if c.w.pendingConfig || int(c.w.nextPos-c.learnedTo)+len(es) > c.cfg.Window {
+	if c.w.pendingConfig || c.w.inFlight(c)+len(es) > c.cfg.Window {
 		return 0, ErrWindowFull
 	}
 	first = c.w.nextPos
@@ -403,7 +403,7 @@ func (c *Core) ChangeMembership(ch MembershipChange) (Position, error) {
 	if err != nil {
 		return 0, err
 	}
-	if int(c.w.nextPos-c.learnedTo)+1 > c.cfg.Window {
+	if c.w.inFlight(c)+1 > c.cfg.Window {
 		return 0, ErrWindowFull
 	}
 	p := c.w.nextPos
@@ -516,7 +516,7 @@ func (c *Core) handleHeartbeatResponse(m Message) error {
 	// chosen was below the fill end): write NOPs over them so every
 	// replica's log can be learned to its end.
 	if m.End > w.nextPos && !w.pendingConfig {
-		n := min(int(m.End-w.nextPos), c.cfg.Window-int(w.nextPos-c.learnedTo))
+		n := min(int(m.End-w.nextPos), c.cfg.Window-w.inFlight(c))
 		if n > 0 {
 			run := make([]Action, n)
 			for i := range run {
@@ -600,6 +600,14 @@ func newWriter() *writer {
 		ackTick:  map[ReplicaID]uint64{},
 		peers:    map[ReplicaID]peerInfo{},
 	}
+}
+
+// inFlight returns the positions written but not yet learned locally.
+func (w *writer) inFlight(c *Core) int {
+	if w.nextPos <= c.learnedTo {
+		return 0
+	}
+	return int(w.nextPos - c.learnedTo)
 }
 
 // learned drops a learned position from the pipeline.

@@ -74,6 +74,7 @@ type Core struct {
 	leaseAt         uint64
 	leaseKnown      bool
 	leader          ReplicaID
+	leaderProposal  Proposal
 	leaderAt        uint64
 	leaderKnown     bool
 	leaderLearnedTo Position
@@ -642,10 +643,11 @@ func (c *Core) Status() CoreStatus {
 			s.LeaseRemaining = c.w.leaseRemaining(c)
 		}
 	}
-	if c.role == RoleCoordinator {
+	switch {
+	case c.role == RoleCoordinator:
 		s.Leader, s.LeaderProposal = c.id, c.proposal
-	} else if c.leaseLive() {
-		s.Leader, s.LeaderProposal = c.lease.Replica, c.lease
+	case c.leaderKnown && c.now-c.leaderAt < uint64(c.cfg.LeaseTicks):
+		s.Leader, s.LeaderProposal = c.leader, c.leaderProposal
 	}
 	return s
 }

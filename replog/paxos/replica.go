@@ -208,7 +208,7 @@ func (c *Core) handleLearned(m Message) error {
 // renew its lease and judge whether a non-voter has caught up.
 func (c *Core) handleHeartbeat(m Message) {
 	if !m.Proposal.Less(c.hs.Promised) {
-		c.leader, c.leaderAt, c.leaderKnown = m.From, c.now, true
+		c.leader, c.leaderProposal, c.leaderAt, c.leaderKnown = m.From, m.Proposal, c.now, true
 		c.leaderLearnedTo = max(c.leaderLearnedTo, m.Position)
 	}
 	if !c.answers() {

@@ -39,8 +39,8 @@ type CoreStatus struct {
 	// zero or less means no lease. The driver must subtract its clock-drift
 	// margin before serving lease reads.
 	LeaseRemaining int
-	// Leader is the coordinator this replica heard from within LeaseTicks
-	// (itself when coordinating), or zero.
+	// Leader is the coordinator whose heartbeat this replica received within
+	// LeaseTicks (itself when coordinating), or zero.
 	Leader         ReplicaID
 	LeaderProposal Proposal
 	// Refused counts messages this replica refused (another cluster, or an
