@@ -1,0 +1,163 @@
+package replog_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/regent-ha/regent/replog/paxos"
+)
+
+var (
+	chaosSeed  = flag.Int64("chaos.seed", 0, "seed of TestNodeChaos (0: a few fixed seeds)")
+	chaosSteps = flag.Int("chaos.steps", 40, "fault steps of TestNodeChaos")
+)
+
+// TestNodeChaos runs three nodes through seeded faults (partitions, message
+// loss, crashes that keep only the synced state) while a writer appends to
+// whichever node is the coordinator, then heals everything and checks that
+// every replica holds every acknowledged append, at the position it was
+// acknowledged at, and that no two replicas disagree on any position.
+func TestNodeChaos(t *testing.T) {
+	seeds := []int64{1, 2, 3}
+	if *chaosSeed != 0 {
+		seeds = []int64{*chaosSeed}
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { runChaos(t, seed, *chaosSteps) })
+		})
+	}
+}
+
+func runChaos(t *testing.T, seed int64, steps int) {
+	rnd := rand.New(rand.NewSource(seed))
+	c := newCluster(t, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var mu sync.Mutex
+	acked := map[paxos.Position]string{}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { // the writer
+		for i := 0; ctx.Err() == nil; i++ {
+			for _, addr := range c.masters {
+				m := c.member(addr)
+				if m.node.Status().Role != paxos.RoleCoordinator {
+					continue
+				}
+				actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+				data := fmt.Sprintf("w%d", i)
+				p, err := m.node.Append(actx, []byte(data))
+				acancel()
+				if err == nil {
+					mu.Lock()
+					if old, dup := acked[p]; dup {
+						t.Errorf("seed %d: position %d acknowledged twice: %q and %q", seed, p, old, data)
+					}
+					acked[p] = data
+					mu.Unlock()
+				}
+			}
+			time.Sleep(30 * time.Millisecond) // fake time: pace the writer
+		}
+	})
+	crnd := rand.New(rand.NewSource(seed + 1)) // the campaigner's own
+	wg.Go(func() {                             // campaigns: someone keeps trying to lead
+		for ctx.Err() == nil {
+			addr := c.masters[crnd.Intn(len(c.masters))]
+			if m := c.member(addr); m.node.Status().Role == paxos.RoleFollower {
+				ectx, ecancel := context.WithTimeout(ctx, time.Second)
+				m.node.Elect(ectx)
+				ecancel()
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+
+	for step := range steps {
+		switch rnd.Intn(5) {
+		case 0:
+			a := c.masters[rnd.Intn(3)]
+			c.net.Partition([]string{a})
+			t.Logf("seed %d step %d: isolate %s", seed, step, a)
+		case 1:
+			c.net.Heal()
+			c.net.SetDropRate(0)
+			t.Logf("seed %d step %d: heal", seed, step)
+		case 2:
+			c.net.SetDropRate(0.3)
+			t.Logf("seed %d step %d: drop 30%%", seed, step)
+		case 3:
+			a := c.masters[rnd.Intn(3)]
+			crashed := c.stop(a).st.Crash()
+			c.start(a, crashed)
+			t.Logf("seed %d step %d: crash and restart %s", seed, step, a)
+		case 4:
+			// let it run
+		}
+		time.Sleep(time.Duration(200+rnd.Intn(1500)) * time.Millisecond)
+	}
+	c.net.Heal()
+	c.net.SetDropRate(0)
+	time.Sleep(3 * time.Second) // fake time: let a leader settle and everyone catch up
+	cancel()
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) == 0 {
+		t.Fatalf("seed %d: no append was acknowledged", seed)
+	}
+	var top paxos.Position
+	for p := range acked {
+		top = max(top, p)
+	}
+	// Every replica, read from the start up to the highest acknowledged
+	// position, must agree with every other and hold every acked append.
+	rctx, rcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer rcancel()
+	logs := map[string]map[paxos.Position]string{}
+	for _, addr := range c.masters {
+		n := c.member(addr).node
+		got := map[paxos.Position]string{}
+		for from := paxos.Position(0); from <= top; {
+			es, err := n.Read(rctx, from)
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("seed %d: %s never learned past %d (top %d), status %+v", seed, addr, from, top, n.Status())
+			}
+			if err != nil {
+				t.Fatalf("seed %d: Read(%d) on %s: %v", seed, from, addr, err)
+			}
+			for _, e := range es {
+				got[e.Position] = string(e.Data)
+			}
+			from = es[len(es)-1].Position + 1
+		}
+		logs[addr] = got
+		for p, d := range acked {
+			if got[p] != d {
+				t.Errorf("seed %d: %s holds %q at position %d, acknowledged %q", seed, addr, got[p], p, d)
+			}
+		}
+	}
+	for p, d := range logs[c.masters[0]] {
+		for _, addr := range c.masters[1:] {
+			if e, ok := logs[addr][p]; ok && e != d {
+				t.Errorf("seed %d: position %d is %q on %s but %q on %s", seed, p, d, c.masters[0], e, addr)
+			}
+		}
+	}
+	if len(c.violations) > 0 {
+		t.Errorf("seed %d: persist-before-send violated:\n%v", seed, c.violations)
+	}
+	t.Logf("seed %d: %d appends acknowledged, top position %d", seed, len(acked), top)
+}
