@@ -1,0 +1,537 @@
+package appliance
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/regent-ha/regent/replog"
+	"github.com/regent-ha/regent/replog/badgerstore"
+	"github.com/regent-ha/regent/replog/paxos"
+	"github.com/regent-ha/regent/replog/peer"
+)
+
+// logCluster is an N-replica replicated log in one process, as "regent log
+// bench" runs it: each replica on a real Badger store in its own directory,
+// with a real gRPC peer transport on loopback and real fsyncs. The timing is
+// a master's (logTickInterval, logHeartbeatTicks, logLeaseTicks).
+//
+// Goroutines: per running replica, the node's Run and the transport's Serve
+// (plus their own); stopReplica and Close end and wait for them.
+type logCluster struct {
+	dir     string
+	log     hclog.Logger
+	masters []string // peer addresses, one per replica
+	quorum  int
+
+	replicas []*logReplica
+}
+
+// logReplica is one replica of a logCluster and its counters.
+type logReplica struct {
+	addr  string
+	dir   string
+	store *countingStore
+	node  *replog.Node
+	tr    *countingTransport
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+}
+
+// countingStore counts the synced Saves of a replog.Storage: each is one
+// fsync (Badger's SyncWrites msyncs its write-ahead log once per commit).
+type countingStore struct {
+	replog.Storage
+	syncs atomic.Uint64
+}
+
+// Save implements replog.Storage.
+func (s *countingStore) Save(b replog.Batch) error {
+	if b.Sync {
+		s.syncs.Add(1)
+	}
+	return s.Storage.Save(b)
+}
+
+// countingTransport counts the write requests a replica sends and the
+// positions they carry: positions per write message is the batch size the
+// coordinator achieves.
+type countingTransport struct {
+	replog.Transport
+	writes    atomic.Uint64
+	positions atomic.Uint64
+}
+
+// Send implements replog.Transport.
+func (t *countingTransport) Send(msgs []paxos.Message) {
+	for _, m := range msgs {
+		if m.Type == paxos.MsgWriteRequest {
+			t.writes.Add(1)
+			t.positions.Add(uint64(len(m.Actions)))
+		}
+	}
+	t.Transport.Send(msgs)
+}
+
+// newLogCluster reserves n loopback peer addresses and returns a cluster
+// whose replicas keep their stores under dir. No replica is started.
+func newLogCluster(dir string, n int, log hclog.Logger) (*logCluster, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("new log cluster: %d replicas", n)
+	}
+	ports, err := freePorts(n)
+	if err != nil {
+		return nil, fmt.Errorf("new log cluster: %w", err)
+	}
+	c := &logCluster{dir: dir, log: log, quorum: n/2 + 1}
+	for i, p := range ports {
+		addr := "127.0.0.1:" + strconv.Itoa(p)
+		c.masters = append(c.masters, addr)
+		c.replicas = append(c.replicas, &logReplica{
+			addr: addr,
+			dir:  filepath.Join(dir, "r"+strconv.Itoa(i+1), ReplicatedLogDir),
+		})
+	}
+	return c, nil
+}
+
+// startReplica opens replica i's store and starts its node and transport.
+func (c *logCluster) startReplica(i int) error {
+	r := c.replicas[i]
+	if r.node != nil {
+		return fmt.Errorf("start replica %d: already running", i+1)
+	}
+	st, err := badgerstore.Open(r.dir, badgerstore.Options{Logger: c.log})
+	if err != nil {
+		return fmt.Errorf("start replica %d: %w", i+1, err)
+	}
+	cs := &countingStore{Storage: st}
+	node, err := replog.New(replog.Config{
+		Logger:         c.log,
+		Addr:           r.addr,
+		Masters:        c.masters,
+		Quorum:         c.quorum,
+		AutoInitialize: true,
+		TickInterval:   logTickInterval,
+		HeartbeatTicks: logHeartbeatTicks,
+		LeaseTicks:     logLeaseTicks,
+	}, cs)
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("start replica %d: %w", i+1, err)
+	}
+	var peers []string
+	for _, a := range c.masters {
+		if a != r.addr {
+			peers = append(peers, a)
+		}
+	}
+	pt, err := peer.New(peer.Config{
+		Logger:        c.log,
+		Self:          node.Self,
+		AdvertiseAddr: r.addr,
+		Peers:         peers,
+		Handler:       node.Step,
+		Allow:         node.Allow,
+		// Reconnect fast: a restarted replica is dialled again at once.
+		BackoffInitial: 10 * time.Millisecond,
+		BackoffMax:     200 * time.Millisecond,
+	})
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("start replica %d: %w", i+1, err)
+	}
+	ln, err := listenRetry(r.addr)
+	if err != nil {
+		pt.Close()
+		st.Close()
+		return fmt.Errorf("start replica %d: %w", i+1, err)
+	}
+	r.store = cs
+	r.node = node
+	r.tr = &countingTransport{Transport: pt}
+	ctx, stop := context.WithCancel(context.Background())
+	r.stop = stop
+	r.wg.Go(func() { _ = pt.Serve(ln) })
+	r.wg.Go(func() {
+		if err := node.Run(ctx, r.tr); err != nil {
+			c.log.Error("replica failed", "replica", node.ID(), "error", err)
+		}
+	})
+	return nil
+}
+
+// listenRetry listens on addr, retrying for a moment: a replica restarted on
+// its old port may find the previous listener's socket still closing.
+func listenRetry(addr string) (net.Listener, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil || time.Now().After(deadline) {
+			if err != nil {
+				return nil, fmt.Errorf("listen on %s: %w", addr, err)
+			}
+			return ln, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stopReplica stops replica i's node and transport and closes its store.
+func (c *logCluster) stopReplica(i int) error {
+	r := c.replicas[i]
+	if r.node == nil {
+		return nil
+	}
+	r.stop()
+	_ = r.node.Close()
+	_ = r.tr.Close()
+	r.wg.Wait()
+	err := r.store.Storage.Close()
+	r.node, r.tr, r.store = nil, nil, nil
+	if err != nil {
+		return fmt.Errorf("stop replica %d: %w", i+1, err)
+	}
+	return nil
+}
+
+// wipeReplica deletes replica i's store (it must be stopped): it comes back
+// EMPTY with a new ReplicaID, as a replaced master does.
+func (c *logCluster) wipeReplica(i int) error {
+	if c.replicas[i].node != nil {
+		return fmt.Errorf("wipe replica %d: still running", i+1)
+	}
+	if err := os.RemoveAll(c.replicas[i].dir); err != nil {
+		return fmt.Errorf("wipe replica %d: %w", i+1, err)
+	}
+	return nil
+}
+
+// Close stops every replica.
+func (c *logCluster) Close() error {
+	var errs []error
+	for i := range c.replicas {
+		errs = append(errs, c.stopReplica(i))
+	}
+	return errors.Join(errs...)
+}
+
+// elect makes replica i the coordinator, retrying while the log initialises
+// and the peers connect, until ctx ends.
+func (c *logCluster) elect(ctx context.Context, i int) error {
+	n := c.replicas[i].node
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := n.Elect(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("elect replica %d: %w (last: %w)", i+1, ctx.Err(), err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond): // waiting on other replicas' progress, not our own
+		}
+	}
+}
+
+// waitVoting waits until replica i is VOTING and has learned every position
+// below to, polling its status, or until ctx ends.
+func (c *logCluster) waitVoting(ctx context.Context, i int, to paxos.Position) error {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s := c.replicas[i].node.Status()
+		if s.ReplicaStatus == paxos.StatusVoting && s.LearnedTo >= to {
+			return nil
+		}
+		if s.Err != nil {
+			return fmt.Errorf("replica %d: %w", i+1, s.Err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for replica %d to vote (status %v, learned to %d of %d): %w",
+				i+1, s.ReplicaStatus, s.LearnedTo, to, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// logBenchOptions configures runLogBench.
+type logBenchOptions struct {
+	Replicas int
+	Size     int           // bytes per entry
+	Writers  int           // concurrent appenders
+	Duration time.Duration // how long to append, when Count is 0
+	Count    int           // appends in all, if non-zero
+	Catchup  int           // positions written with one replica down, then its catch-up timed
+	Dir      string        // stores go under it
+	Logger   hclog.Logger
+}
+
+func (o *logBenchOptions) validate() error {
+	var errs []error
+	if o.Replicas < 1 || o.Replicas > 9 {
+		errs = append(errs, fmt.Errorf("-replicas must be between 1 and 9, not %d", o.Replicas))
+	}
+	if o.Size < 1 || o.Size > 4<<20 {
+		errs = append(errs, fmt.Errorf("-size must be between 1 and %d bytes, not %d", 4<<20, o.Size))
+	}
+	if o.Writers < 1 || o.Writers > 100_000 {
+		errs = append(errs, fmt.Errorf("-writers must be between 1 and 100000, not %d", o.Writers))
+	}
+	if o.Count < 0 || o.Catchup < 0 {
+		errs = append(errs, errors.New("-count and -catchup must not be negative"))
+	}
+	if o.Count == 0 && o.Catchup == 0 && o.Duration <= 0 {
+		errs = append(errs, fmt.Errorf("-duration must be positive, not %s", o.Duration))
+	}
+	if o.Catchup > 0 && o.Replicas < 3 {
+		errs = append(errs, fmt.Errorf("-catchup needs at least 3 replicas (one stopped, a quorum left), not %d", o.Replicas))
+	}
+	if o.Catchup > 0 && o.Count > 0 {
+		errs = append(errs, errors.New("-catchup and -count exclude each other: -catchup N writes N positions"))
+	}
+	return errors.Join(errs...)
+}
+
+// logBenchResult is what "regent log bench" reports; the JSON keys are fixed
+// (issue 4).
+type logBenchResult struct {
+	Replicas int     `json:"replicas"`
+	Writers  int     `json:"writers"`
+	Size     int     `json:"size"`
+	Appends  int     `json:"appends"`
+	Errors   int     `json:"errors"`
+	Seconds  float64 `json:"seconds"`
+
+	AppendsPerS float64 `json:"appends_per_s"`
+	MBPerS      float64 `json:"mb_per_s"`
+	P50Ms       float64 `json:"p50_ms"`
+	P99Ms       float64 `json:"p99_ms"`
+	P999Ms      float64 `json:"p999_ms"`
+	// BatchMean is positions per write message the coordinator sent.
+	BatchMean float64 `json:"batch_mean"`
+	// FsyncsPerS is the coordinator's synced saves per second.
+	FsyncsPerS float64 `json:"fsyncs_per_s"`
+	// RSSMB is the process's peak resident set (VmHWM), RSSNowMB its
+	// resident set at the end (VmRSS), in MiB: every replica together.
+	RSSMB    float64 `json:"rss_mb"`
+	RSSNowMB float64 `json:"rss_now_mb"`
+
+	CatchupPositions int     `json:"catchup_positions,omitempty"`
+	CatchupSeconds   float64 `json:"catchup_s,omitempty"`
+	CatchupPerS      float64 `json:"catchup_positions_per_s,omitempty"`
+}
+
+// runLogBench starts a log cluster under o.Dir, elects replica 1, appends
+// as o says and measures. With o.Catchup the last replica is stopped while
+// o.Catchup positions are written, then wiped and restarted, and the time
+// until it votes with every position learned is measured.
+func runLogBench(ctx context.Context, o logBenchOptions) (*logBenchResult, error) {
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	c, err := newLogCluster(o.Dir, o.Replicas, o.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("log bench: %w", err)
+	}
+	defer c.Close()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var readers sync.WaitGroup
+	defer readers.Wait()
+	defer cancel()
+	for i := range c.replicas {
+		if err := c.startReplica(i); err != nil {
+			return nil, fmt.Errorf("log bench: %w", err)
+		}
+		readers.Go(func() { c.consume(rctx, i) })
+	}
+	ectx, ecancel := context.WithTimeout(ctx, 60*time.Second)
+	err = c.elect(ectx, 0)
+	ecancel()
+	if err != nil {
+		return nil, fmt.Errorf("log bench: %w", err)
+	}
+	last := len(c.replicas) - 1
+	count := o.Count
+	if o.Catchup > 0 {
+		count = o.Catchup
+		if err := c.stopReplica(last); err != nil {
+			return nil, fmt.Errorf("log bench: %w", err)
+		}
+	}
+
+	leader := c.replicas[0]
+	syncs0, writes0, pos0 := leader.store.syncs.Load(), leader.tr.writes.Load(), leader.tr.positions.Load()
+	lats, errs, elapsed := appendLoad(ctx, leader.node, o.Size, o.Writers, o.Duration, count)
+	syncs, writes, pos := leader.store.syncs.Load()-syncs0, leader.tr.writes.Load()-writes0, leader.tr.positions.Load()-pos0
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("log bench: %w", ctx.Err())
+	}
+	if len(lats) == 0 {
+		return nil, fmt.Errorf("log bench: no append succeeded (%d errors; is the leader stable?)", errs)
+	}
+	secs := elapsed.Seconds()
+	res := &logBenchResult{
+		Replicas:    o.Replicas,
+		Writers:     o.Writers,
+		Size:        o.Size,
+		Appends:     len(lats),
+		Errors:      errs,
+		Seconds:     secs,
+		AppendsPerS: float64(len(lats)) / secs,
+		MBPerS:      float64(len(lats)*o.Size) / secs / 1e6,
+		P50Ms:       quantileMs(lats, 0.50),
+		P99Ms:       quantileMs(lats, 0.99),
+		P999Ms:      quantileMs(lats, 0.999),
+		FsyncsPerS:  float64(syncs) / secs,
+	}
+	if writes > 0 {
+		res.BatchMean = float64(pos) / float64(writes)
+	}
+
+	if o.Catchup > 0 {
+		target := leader.node.Status().LearnedTo
+		if err := c.wipeReplica(last); err != nil {
+			return nil, fmt.Errorf("log bench: %w", err)
+		}
+		t0 := time.Now()
+		if err := c.startReplica(last); err != nil {
+			return nil, fmt.Errorf("log bench: %w", err)
+		}
+		readers.Go(func() { c.consume(rctx, last) })
+		wctx, wcancel := context.WithTimeout(ctx, 30*time.Minute)
+		err := c.waitVoting(wctx, last, target)
+		wcancel()
+		if err != nil {
+			return nil, fmt.Errorf("log bench: catch-up: %w", err)
+		}
+		d := time.Since(t0)
+		res.CatchupPositions = int(target)
+		res.CatchupSeconds = d.Seconds()
+		res.CatchupPerS = float64(target) / d.Seconds()
+	}
+	res.RSSMB, res.RSSNowMB = processRSS()
+	return res, nil
+}
+
+// consume reads replica i's learned entries as a master would, so the node
+// can drop what it keeps in memory for readers.
+func (c *logCluster) consume(ctx context.Context, i int) {
+	n := c.replicas[i].node
+	var from paxos.Position
+	for {
+		es, err := n.Read(ctx, from)
+		if err != nil {
+			return
+		}
+		from = es[len(es)-1].Position + 1
+	}
+}
+
+// appendLoad runs writers goroutines appending size-byte entries to n until
+// count appends are done (count > 0) or d has passed. It returns the
+// latency of every successful append, the number of failed ones and the
+// time taken.
+func appendLoad(ctx context.Context, n *replog.Node, size, writers int, d time.Duration, count int) ([]time.Duration, int, time.Duration) {
+	data := make([]byte, size)
+	_, _ = crand.Read(data) // incompressible; shared, never modified
+	var left atomic.Int64
+	left.Store(int64(count))
+	var errs atomic.Int64
+	lats := make([][]time.Duration, writers)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for lctx.Err() == nil {
+				if count > 0 {
+					if left.Add(-1) < 0 {
+						return
+					}
+				} else if time.Now().After(deadline) {
+					return
+				}
+				t0 := time.Now()
+				actx, acancel := context.WithTimeout(lctx, 10*time.Second)
+				_, err := n.Append(actx, data)
+				acancel()
+				if err != nil {
+					errs.Add(1)
+					if errors.Is(err, replog.ErrClosed) {
+						return
+					}
+					continue
+				}
+				lats[w] = append(lats[w], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	return all, int(errs.Load()), elapsed
+}
+
+// quantileMs returns the q-quantile of the sorted durations, in ms.
+func quantileMs(sorted []time.Duration, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := min(len(sorted)-1, int(q*float64(len(sorted))))
+	return float64(sorted[i]) / float64(time.Millisecond)
+}
+
+// processRSS returns this process's peak and current resident set sizes in
+// MiB, from /proc/self/status (VmHWM, VmRSS); zero where that file does not
+// exist.
+func processRSS() (peak, now float64) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			continue
+		}
+		kb, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "VmHWM":
+			peak = kb / 1024
+		case "VmRSS":
+			now = kb / 1024
+		}
+	}
+	return peak, now
+}
