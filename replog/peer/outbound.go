@@ -348,7 +348,7 @@ func (p *peerConn) sendLoop(ctx context.Context, stream grpc.BidiStreamingClient
 // ReplicaID as p: one master listed twice (by name and by IP), or a copied
 // data directory. Messages to that ReplicaID go to one of them only.
 func (t *Transport) warnDuplicateID(p *peerConn, id paxos.ReplicaID) {
-	for _, o := range t.peers {
+	for _, o := range t.peerList() {
 		if o != p && paxos.ReplicaID(o.id.Load()) == id {
 			t.log.Warn("two peer addresses announce one replica id", "replica", id, "peer", p.addr, "other_peer", o.addr)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,7 +54,7 @@ var _ replog.Transport = (*Transport)(nil)
 // implements [replog.Transport].
 //
 // Goroutines: New starts one per configured peer (its connection loop, which
-// dials, handshakes and sends), and each live outgoing stream has one more
+// dials, handshakes and sends), AddPeer one per peer it adds, and each live outgoing stream has one more
 // that waits for the stream's end. Serve runs the gRPC server on the caller's
 // goroutine; gRPC runs each incoming stream on a goroutine of its own, which
 // calls Config.Handler, and the handshake's receives on that stream run on a
@@ -66,8 +67,9 @@ type Transport struct {
 	log     hclog.Logger
 	metrics *metrics
 	srv     *grpc.Server
-	peers   []*peerConn // fixed at New
-	refused refusalLog  // refusals this replica logged for incoming peers
+	peers   atomic.Pointer[[]*peerConn] // copy on write: New sets it, AddPeer replaces it
+	addMu   sync.Mutex                  // serialises AddPeer, and AddPeer with Close
+	refused refusalLog                  // refusals this replica logged for incoming peers
 
 	ctx    context.Context // cancelled by Close; ends the connection loops
 	cancel context.CancelFunc
@@ -120,21 +122,23 @@ func New(cfg Config) (*Transport, error) {
 	peerpb.RegisterPeerServer(t.srv, &server{t: t})
 
 	dialOpts := t.dialOptions()
+	var peers []*peerConn
 	for _, addr := range cfg.Peers {
 		// passthrough: the address is dialed as given on each attempt, so a
 		// name is resolved again on reconnect, without a resolver goroutine.
 		cc, err := grpc.NewClient("passthrough:///"+addr, dialOpts...)
 		if err != nil {
-			for _, p := range t.peers {
+			for _, p := range peers {
 				_ = p.cc.Close()
 			}
 			m.unregister()
 			return nil, fmt.Errorf("peer %s: %w", addr, err)
 		}
-		t.peers = append(t.peers, newPeerConn(t, addr, cc))
+		peers = append(peers, newPeerConn(t, addr, cc))
 	}
+	t.peers.Store(&peers)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
-	for _, p := range t.peers {
+	for _, p := range peers {
 		t.wg.Go(func() { p.run(t.ctx) })
 	}
 	return t, nil
@@ -224,7 +228,7 @@ func (t *Transport) Send(msgs []paxos.Message) {
 			t.log.Debug("message too large to send", "type", m.Type, "bytes", len(b), "max_frame_bytes", t.cfg.MaxFrameBytes)
 		case m.To == 0:
 			// The encoding is shared by every queue: it is never modified.
-			for _, p := range t.peers {
+			for _, p := range t.peerList() {
 				if p.connected.Load() {
 					p.enqueue(b)
 				}
@@ -244,7 +248,7 @@ func (t *Transport) Send(msgs []paxos.Message) {
 // or nil.
 func (t *Transport) peerByID(id paxos.ReplicaID) *peerConn {
 	var found *peerConn
-	for _, p := range t.peers {
+	for _, p := range t.peerList() {
 		if paxos.ReplicaID(p.id.Load()) != id {
 			continue
 		}
@@ -262,11 +266,46 @@ func (t *Transport) peerByID(id paxos.ReplicaID) *peerConn {
 // announced in its last handshake (0 before the first) and whether its
 // outgoing stream is up. Safe for concurrent use.
 func (t *Transport) Peers() []replog.Peer {
-	out := make([]replog.Peer, len(t.peers))
-	for i, p := range t.peers {
+	peers := t.peerList()
+	out := make([]replog.Peer, len(peers))
+	for i, p := range peers {
 		out[i] = replog.Peer{ID: paxos.ReplicaID(p.id.Load()), Addr: p.addr, Connected: p.connected.Load()}
 	}
 	return out
+}
+
+// peerList returns the peers dialed so far. The slice is never modified.
+func (t *Transport) peerList() []*peerConn { return *t.peers.Load() }
+
+// AddPeer starts dialing addr, a peer address not configured at New (a
+// master added at runtime, or a member learned from the log). A peer already
+// dialed is left alone. It does not block on the network. Safe for
+// concurrent use; it fails once Close has been called.
+func (t *Transport) AddPeer(addr string) error {
+	if addr == "" {
+		return errors.New("add peer: empty address")
+	}
+	t.addMu.Lock()
+	defer t.addMu.Unlock()
+	if t.closed.Load() {
+		return errors.New("add peer: transport closed")
+	}
+	old := t.peerList()
+	for _, p := range old {
+		if p.addr == addr {
+			return nil
+		}
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, t.dialOptions()...)
+	if err != nil {
+		return fmt.Errorf("add peer %s: %w", addr, err)
+	}
+	p := newPeerConn(t, addr, cc)
+	peers := append(slices.Clone(old), p)
+	t.peers.Store(&peers)
+	t.log.Info("dialing new peer", "peer", addr)
+	t.wg.Go(func() { p.run(t.ctx) })
+	return nil
 }
 
 // Close stops the listener, every stream and every goroutine the transport
@@ -274,12 +313,14 @@ func (t *Transport) Peers() []replog.Peer {
 // Messages still queued are dropped. Idempotent.
 func (t *Transport) Close() error {
 	t.closeOnce.Do(func() {
+		t.addMu.Lock()
 		t.closed.Store(true)
+		t.addMu.Unlock()
 		t.cancel()
 		t.srv.Stop()
 		t.wg.Wait()
 		var errs []error
-		for _, p := range t.peers {
+		for _, p := range t.peerList() {
 			if err := p.cc.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close connection to %s: %w", p.addr, err))
 			}
