@@ -132,8 +132,7 @@ func TestRenderUnitParams(t *testing.T) {
 			name:   "tarball install",
 			change: func(p *unitParams) { p.Binary = "/usr/local/bin/regent"; p.ConfigDir = "/usr/local/etc/regent.hcl" },
 			want: map[string]string{
-				"Service.ExecStart":        "/usr/local/bin/regent run -config /usr/local/etc/regent.hcl",
-				"Unit.ConditionPathExists": "/usr/local/etc/regent.hcl",
+				"Service.ExecStart": "/usr/local/bin/regent run -config /usr/local/etc/regent.hcl",
 			},
 		},
 		{
