@@ -290,17 +290,34 @@ func (c *Core) handleCatchupRequest(m Message) error {
 	}
 	from := max(m.Position, c.hs.Begin)
 	to := min(m.End, c.learnedTo)
-	size := 0
-	for p := from; p < to && size < c.cfg.MaxBatchBytes; p++ {
-		a, ok, err := c.getAction(p)
+	if from < to {
+		stored, err := c.st.Actions(from, to, c.cfg.MaxBatchBytes)
 		if err != nil {
-			return fmt.Errorf("catch-up: %w", err)
+			return fmt.Errorf("catch-up: read actions [%d, %d): %w", from, to, err)
 		}
-		if !ok || !a.Learned {
-			break
+		// Storage answers what was synced; the unstable overlay holds newer
+		// versions (a position learned since). Past the last position storage
+		// returned, only the overlay is known.
+		byPos := make(map[Position]Action, len(stored))
+		last := from
+		for _, a := range stored {
+			byPos[a.Position] = a
+			last = max(last, a.Position)
 		}
-		reply.Actions = append(reply.Actions, a)
-		size += actionSize(a)
+		size := 0
+		for p := from; p < to && size < c.cfg.MaxBatchBytes; p++ {
+			a, ok := byPos[p]
+			if u, in := c.unstable[p]; in {
+				a, ok = u.a, true
+			} else if p > last && len(stored) > 0 {
+				ok = false
+			}
+			if !ok || !a.Learned {
+				break
+			}
+			reply.Actions = append(reply.Actions, a)
+			size += actionSize(a)
+		}
 	}
 	reply.Result = ResultAccept
 	c.attachConfig(&reply)
