@@ -449,6 +449,26 @@ systemd_tests() {
 	check "/var/lib/regent removed" ns test ! -e /var/lib/regent
 	check "the regent user is kept (policy: never reuse a uid)" ns getent passwd regent
 
+	log "tarball install: regent service install/status/uninstall (kardianos)"
+	dpkg-deb --fsys-tarfile "$DEB" | tar -xO ./usr/bin/regent >"$root/usr/local/bin/regent"
+	chmod 0755 "$root/usr/local/bin/regent"
+	mkdir -p "$root/etc/regent.d"
+	cp packaging/regent.hcl "$root/etc/regent.d/regent.hcl"
+	check "regent service status: not-installed" bash -c \
+		"test \"\$(nsenter -t $SD_PID -m -p -u --root --wd /usr/local/bin/regent service status)\" = not-installed"
+	check "regent service install -start" ns /usr/local/bin/regent service install -start
+	check "the written unit is print-unit's for this binary" bash -c \
+		"cmp <(nsenter -t $SD_PID -m -p -u --root --wd cat /etc/systemd/system/regent.service) \
+			<(nsenter -t $SD_PID -m -p -u --root --wd /usr/local/bin/regent service print-unit -binary /usr/local/bin/regent)"
+	check "the written unit is enabled" test "$(ns systemctl is-enabled regent.service)" = enabled
+	wait_for "regent service status: running" 60 bash -c \
+		"test \"\$(nsenter -t $SD_PID -m -p -u --root --wd /usr/local/bin/regent service status)\" = running" || true
+	check "regent service install refuses a second install" bash -c \
+		"! nsenter -t $SD_PID -m -p -u --root --wd /usr/local/bin/regent service install"
+	check "regent service uninstall" ns /usr/local/bin/regent service uninstall
+	check "the unit is gone and nothing runs" bash -c \
+		"test ! -e '$root/etc/systemd/system/regent.service' && test -z \"\$(nsenter -t $SD_PID -m -p -u --root --wd cat /sys/fs/cgroup/system.slice/regent.service/cgroup.procs 2>/dev/null)\""
+
 	ns journalctl --no-pager -u regent.service >"$LOGS/journal-regent.txt" 2>&1 || true
 	echo "     journal of regent.service: $LOGS/journal-regent.txt"
 }
