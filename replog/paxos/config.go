@@ -18,7 +18,8 @@ type Config struct {
 	Addr string
 	// Cluster is the ClusterID written into position 0 if this replica
 	// becomes the first coordinator of a new log. The driver passes a random
-	// non-zero value; it is ignored once the log is initialised.
+	// non-zero value; it is ignored once the log is initialised. Zero falls
+	// back to a value derived from Replica (itself random).
 	Cluster ClusterID
 	// Quorum is the configured --quorum. A quorum is a majority of the voters
 	// in force, and at least min(Quorum, voters); at most 2*Quorum-1 voters
@@ -76,6 +77,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.Expected <= 0 {
 		cfg.Expected = 2*cfg.Quorum - 1
+	}
+	if cfg.Cluster == 0 {
+		cfg.Cluster = ClusterID(uint64(cfg.Replica)*0x9e3779b97f4a7c15 | 1)
 	}
 	return cfg
 }
