@@ -41,20 +41,24 @@ func runChaos(t *testing.T, seed int64, steps int) {
 	c := newCluster(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	wctx, wcancel := context.WithCancel(ctx) // the writer's: it stops before the checks
+	defer wcancel()
 
 	var mu sync.Mutex
 	acked := map[paxos.Position]string{}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	wg.Go(func() { // the writer
-		for i := 0; ctx.Err() == nil; i++ {
+	var writer sync.WaitGroup
+	defer writer.Wait()
+	writer.Go(func() { // the writer
+		for i := 0; wctx.Err() == nil; i++ {
 			for _, addr := range c.masters {
 				m := c.member(addr)
 				if m.node.Status().Role != paxos.RoleCoordinator {
 					continue
 				}
-				actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+				actx, acancel := context.WithTimeout(wctx, 2*time.Second)
 				data := fmt.Sprintf("w%d", i)
 				p, err := m.node.Append(actx, []byte(data))
 				acancel()
@@ -108,10 +112,8 @@ func runChaos(t *testing.T, seed int64, steps int) {
 	}
 	c.net.Heal()
 	c.net.SetDropRate(0)
-	time.Sleep(3 * time.Second) // fake time: let a leader settle and everyone catch up
-	cancel()
-	wg.Wait()
-
+	wcancel() // the campaigner goes on, so a leader exists to fill and catch up
+	writer.Wait()
 	mu.Lock()
 	defer mu.Unlock()
 	if len(acked) == 0 {
@@ -159,5 +161,7 @@ func runChaos(t *testing.T, seed int64, steps int) {
 	if len(c.violations) > 0 {
 		t.Errorf("seed %d: persist-before-send violated:\n%v", seed, c.violations)
 	}
+	cancel()
+	wg.Wait()
 	t.Logf("seed %d: %d appends acknowledged, top position %d", seed, len(acked), top)
 }
