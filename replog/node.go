@@ -91,6 +91,10 @@ type Node struct {
 
 	id      paxos.ReplicaID
 	cluster atomic.Uint64
+	// masters is the whitelist in force: Config.Masters, or the list an
+	// operator set at runtime (see members.go). Read by Allow from the
+	// transport's goroutines.
+	masters atomic.Pointer[[]string]
 
 	inbox   chan paxos.Message
 	dropped atomic.Uint64
@@ -190,6 +194,8 @@ func New(cfg Config, st Storage) (*Node, error) {
 		pubTo:     cfg.Applied,
 	}
 	n.cluster.Store(uint64(hs.Cluster))
+	masters := slices.Clone(cfg.Masters)
+	n.masters.Store(&masters)
 	n.refreshStatus()
 	return n, nil
 }
@@ -220,14 +226,17 @@ func (n *Node) Self() (paxos.ClusterID, paxos.ReplicaID) {
 }
 
 // Allow is the transport's admission check: a peer may connect only from an
-// address listed in Config.Masters.
+// address in the whitelist (Config.Masters, or the list set at runtime with
+// [Node.AddMaster] and [Node.RemoveMaster]) or from the address of a member
+// of the log's latest membership (a master the coordinator added at runtime).
 func (n *Node) Allow(_ paxos.ClusterID, id paxos.ReplicaID, addr string) error {
-	if slices.Contains(n.cfg.Masters, addr) {
+	if n.allowed(addr) {
 		return nil
 	}
 	return fmt.Errorf("peer %s (replica %d) is not in the masters list of %s; "+
-		"to add a master, list its peer address in master.masters on every master and restart them one at a time",
-		addr, id, n.cfg.Addr)
+		"to add a master, list its peer address in master.masters on every master and restart them one at a time, "+
+		"or run \"regent members add %s\" against the leader",
+		addr, id, n.cfg.Addr, addr)
 }
 
 // Step hands an incoming message to the node. It never blocks: when the
@@ -519,6 +528,7 @@ func (n *Node) handleEvents(evs []paxos.Event) {
 			n.log.Warn("log not initialized and auto-initialization is off", "empty", ev.Empty)
 		case paxos.MembershipChanged:
 			n.log.Info("membership changed", "position", ev.At, "members", membersString(ev.Membership))
+			n.dialMembers(ev.Membership)
 		}
 	}
 }
@@ -591,6 +601,7 @@ func (n *Node) nextChange(cs paxos.CoreStatus, peers []Peer) (paxos.MembershipCh
 	if cs.Membership.Cluster == 0 {
 		return paxos.MembershipChange{}, false // not initialised yet
 	}
+	masters := n.whitelist()
 	byAddr := map[string]paxos.ReplicaID{n.cfg.Addr: n.id}
 	for _, p := range peers {
 		if p.ID != 0 && p.Connected {
@@ -601,7 +612,7 @@ func (n *Node) nextChange(cs paxos.CoreStatus, peers []Peer) (paxos.MembershipCh
 		if m.ID == n.id {
 			continue
 		}
-		if !slices.Contains(n.cfg.Masters, m.Addr) {
+		if !slices.Contains(masters, m.Addr) {
 			return paxos.MembershipChange{Type: paxos.Remove, ID: m.ID}, true
 		}
 		if now, ok := byAddr[m.Addr]; ok && now != m.ID {
@@ -611,7 +622,7 @@ func (n *Node) nextChange(cs paxos.CoreStatus, peers []Peer) (paxos.MembershipCh
 	isMember := func(id paxos.ReplicaID) bool {
 		return slices.ContainsFunc(cs.Membership.Members, func(m paxos.Member) bool { return m.ID == id })
 	}
-	for _, addr := range n.cfg.Masters {
+	for _, addr := range masters {
 		if id, ok := byAddr[addr]; ok && !isMember(id) {
 			return paxos.MembershipChange{Type: paxos.AddNonVoter, ID: id, Addr: addr}, true
 		}
