@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -80,6 +81,11 @@ type Config struct {
 	// host:port", "waiting for quorum: 1 of 2 replicas reachable", ...). It
 	// must not block.
 	Heartbeat func(status string)
+
+	// Extra, if set, serves every path under /replog/ (the appliance's
+	// replicated-log administration: status, members). It is mounted as it
+	// is: it does its own leader checks.
+	Extra http.Handler
 
 	// Logger receives the master's logs (default: discard).
 	Logger hclog.Logger

@@ -45,6 +45,9 @@ func (m *Master) routes() http.Handler {
 	lead("GET", "weights", m.handleGetWeights)
 	lead("PUT", "weights", m.handlePutWeights)
 	lead("POST", "api/v1", m.handleAPI)
+	if m.cfg.Extra != nil {
+		mux.Handle("/replog/", m.cfg.Extra)
+	}
 	return m.metrics.instrument(mux)
 }
 
