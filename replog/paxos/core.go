@@ -272,6 +272,9 @@ func (c *Core) drainLocalErr() error {
 // progress moves the state machines that wait on learned positions: the
 // election's fill, a campaign's catch-up and recovery.
 func (c *Core) progress() error {
+	if c.role != RoleFollower && c.proposal.Less(c.hs.Promised) {
+		c.lose(c.hs.Promised, "the local replica promised a higher proposal")
+	}
 	if c.camp != nil && c.cfgUnknown {
 		c.events = append(c.events, CampaignFailed{Reason: "membership in force unknown after catching up past a truncation"})
 		c.resetRole()

@@ -716,3 +716,26 @@ func withCluster(m Message) Message {
 	m.Cluster = testCluster
 	return m
 }
+
+// Found by the simulator (seed 5311 before this fix): a candidate whose own
+// replica went on to promise a higher proposal (a live coordinator's
+// heartbeat) kept campaigning forever and never caught up. It must give up.
+func TestCampaignAbandonedWhenPromisedHigher(t *testing.T) {
+	t.Parallel()
+	s := votingStore(1, Proposal{}, testMembership(1, 2, 3))
+	c := newTestCore(t, testConfig(1), s)
+	if err := c.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, c, s)
+	if err := c.Step(withCluster(Message{Type: MsgHeartbeat, From: 2, Proposal: Proposal{5, 2}, Position: 1})); err != nil {
+		t.Fatal(err)
+	}
+	_, events := drain(t, c, s)
+	if diff := cmp.Diff([]Event{CampaignFailed{By: Proposal{5, 2}, Reason: "the local replica promised a higher proposal"}}, events); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+	if got := c.Status().Role; got != RoleFollower {
+		t.Fatalf("role %v, want follower", got)
+	}
+}
