@@ -739,3 +739,40 @@ func TestCampaignAbandonedWhenPromisedHigher(t *testing.T) {
 		t.Fatalf("role %v, want follower", got)
 	}
 }
+
+func TestLearnedDeliveredFromApplied(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		applied Position
+		want    []Position
+	}{
+		{0, []Position{0, 1, 2, 3}},
+		{2, []Position{2, 3}},
+		{9, nil},
+	}
+	for _, tc := range tests {
+		s := votingStore(1, Proposal{5, 2}, testMembership(1, 2, 3))
+		for p := Position(1); p <= 3; p++ {
+			a := appendAt(p, Proposal{5, 2}, "x")
+			a.Learned = true
+			s.acts[p] = a
+		}
+		s.acts[5] = appendAt(5, Proposal{5, 2}, "unlearned")
+		cfg := testConfig(1)
+		cfg.Applied = tc.applied
+		c, err := New(cfg, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []Position
+		for _, a := range c.Ready().Learned {
+			got = append(got, a.Position)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("applied %d: delivered (-want +got):\n%s", tc.applied, diff)
+		}
+		if st := c.Status(); st.LearnedTo != 4 || st.End != 6 {
+			t.Errorf("applied %d: learned-to %d end %d, want 4 and 6", tc.applied, st.LearnedTo, st.End)
+		}
+	}
+}
