@@ -173,10 +173,13 @@ func runMaster(ctx context.Context, c *Config, log hclog.Logger, child *supervis
 			_ = child.Status(s)
 		}
 	}
+	adm := newAdmin(node, c.Master.Quorum)
+	mc.Extra = adm
 	m, err := master.New(mc, &nodeLog{node: node, quorum: c.Master.Quorum, lease: logLease})
 	if err != nil {
 		return fail(ExitConfig, "invalid master configuration", err)
 	}
+	adm.setAPI(m.Handler())
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
