@@ -118,6 +118,7 @@ type cluster struct {
 	wiped   map[ReplicaID]bool
 	configs []Position // chosen EntryConfig positions, ascending
 	noCheck bool       // benchmarks: skip the invariant checks
+	onEvent func(n *node, e Event)
 	rng     *rand.Rand
 }
 
@@ -213,6 +214,11 @@ func (cl *cluster) process(n *node) {
 			fmt.Fprintf(cl.out, "%d: %s\n", n.id, formatEvent(e))
 		}
 		n.core.Advance(rd)
+		for _, e := range rd.Events {
+			if cl.onEvent != nil {
+				cl.onEvent(n, e)
+			}
+		}
 	}
 }
 

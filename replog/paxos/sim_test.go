@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand"
 	"slices"
 	"strings"
@@ -39,7 +40,7 @@ func TestSim(t *testing.T) {
 		for _, seed := range seeds {
 			t.Run(fmt.Sprintf("replicas=%d/seed=%d", size, seed), func(t *testing.T) {
 				t.Parallel()
-				stats, err := runSim(size, seed, *simSteps)
+				stats, _, err := runSim(size, seed, *simSteps)
 				if err != nil {
 					t.Fatalf("seed %d (rerun with -run 'TestSim/replicas=%d/' -sim.seed=%d): %v", seed, size, seed, err)
 				}
@@ -49,19 +50,37 @@ func TestSim(t *testing.T) {
 	}
 }
 
+// TestSimDeterministic checks that a seed replays exactly: the core and the
+// simulator depend on nothing but the seed.
+func TestSimDeterministic(t *testing.T) {
+	t.Parallel()
+	var traces [2]string
+	for i := range traces {
+		stats, log, err := runSim(3, 42, 1500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		traces[i] = stats + "\n" + strings.Join(log, "\n")
+	}
+	if traces[0] != traces[1] {
+		t.Fatalf("seed 42 ran two different ways:\n%s\n----\n%s", traces[0], traces[1])
+	}
+}
+
 // sim is one simulation run.
 type sim struct {
-	cl       *cluster
-	rng      *rand.Rand
-	trace    []string
-	all      []string // every step but deliveries and ticks, for the statistics
-	failure  string
-	nextID   ReplicaID
-	downAt   map[ReplicaID]int // crashed replicas and the step to restart them
-	acked    map[Position]string
-	proposed int
-	snapAt   map[ReplicaID]Position // coordinator -> pending snapshot position to truncate to
-	step     int
+	cl            *cluster
+	rng           *rand.Rand
+	trace         []string
+	all           []string // every step but deliveries and ticks, for the statistics
+	failure       string
+	nextID        ReplicaID
+	downAt        map[ReplicaID]int // crashed replicas and the step to restart them
+	acked         map[Position]string
+	proposed      int
+	snapAt        map[ReplicaID]Position // coordinator -> pending snapshot position to truncate to
+	campaignTicks map[ReplicaID]int
+	step          int
 }
 
 func (s *sim) logf(format string, args ...any) {
@@ -75,12 +94,15 @@ func (s *sim) logf(format string, args ...any) {
 	}
 }
 
-func runSim(size int, seed int64, steps int) (stats string, err error) {
+// runSim runs one seed and returns statistics and the log of every step but
+// deliveries and ticks.
+func runSim(size int, seed int64, steps int) (stats string, log []string, err error) {
 	s := &sim{
-		rng:    rand.New(rand.NewSource(seed)),
-		downAt: map[ReplicaID]int{},
-		acked:  map[Position]string{},
-		snapAt: map[ReplicaID]Position{},
+		rng:           rand.New(rand.NewSource(seed)),
+		downAt:        map[ReplicaID]int{},
+		acked:         map[Position]string{},
+		snapAt:        map[ReplicaID]Position{},
+		campaignTicks: map[ReplicaID]int{},
 	}
 	cfg := Config{
 		Quorum:         (size + 1) / 2,
@@ -103,9 +125,18 @@ func runSim(size int, seed int64, steps int) (stats string, err error) {
 			if msg == "" {
 				msg = fmt.Sprint(r)
 			}
-			stats, err = "", fmt.Errorf("step %d: %s\ntrace:\n%s", s.step, msg, strings.Join(s.trace, "\n"))
+			stats, log, err = "", nil, fmt.Errorf("step %d: %s\ntrace:\n%s", s.step, msg, strings.Join(s.trace, "\n"))
 		}
 	}()
+	s.cl.onEvent = func(n *node, e Event) {
+		// The master is fail-fast: losing leadership exits the process,
+		// and the supervisor restarts it.
+		if _, ok := e.(LostLeadership); ok && s.rng.Intn(2) == 0 && !n.down {
+			s.logf("fail-fast %d", n.id)
+			s.cl.crash(n.id)
+			s.downAt[n.id] = s.step + 1 + s.rng.Intn(20)
+		}
+	}
 	for i := 1; i <= size; i++ {
 		s.addNode(ReplicaID(i))
 	}
@@ -131,7 +162,7 @@ func runSim(size int, seed int64, steps int) (stats string, err error) {
 		begin = l.core.hs.Begin
 	}
 	return fmt.Sprintf("chosen=%d begin=%d campaigns=%d changes=%d crashes=%d wipes=%d partitions=%d truncates=%d", len(s.cl.chosen), begin,
-		counts["campaign"], counts["change"], counts["crash"], counts["wipe"], counts["partition"], counts["truncate"]), err
+		counts["campaign"], counts["change"], counts["crash"], counts["wipe"], counts["partition"], counts["truncate"]), s.all, err
 }
 
 // addNode adds a replica with its own seeded jitter source.
@@ -199,8 +230,8 @@ func (s *sim) faultStep() {
 			s.wipeOne()
 		}
 	}
-	for id, at := range s.downAt {
-		if s.step >= at {
+	for _, id := range slices.Sorted(maps.Keys(s.downAt)) {
+		if at := s.downAt[id]; s.step >= at {
 			delete(s.downAt, id)
 			s.logf("restart %d", id)
 			s.cl.restart(id)
@@ -214,6 +245,16 @@ func (s *sim) tick() {
 	s.logf("tick")
 	s.cl.tick()
 	for _, n := range s.live() {
+		if n.core.role == RoleCampaigning {
+			s.campaignTicks[n.id]++
+			if s.campaignTicks[n.id] > 30 { // the driver's election timeout
+				s.logf("demote %d", n.id)
+				n.core.Demote()
+				s.cl.process(n)
+			}
+		} else {
+			delete(s.campaignTicks, n.id)
+		}
 		if n.core.role == RoleFollower && n.core.Status().Leader == 0 && s.rng.Intn(4) == 0 {
 			if err := n.core.Campaign(); err == nil {
 				s.logf("campaign %d proposal=%v", n.id, n.core.proposal)
@@ -349,13 +390,17 @@ func (s *sim) wipeOne() {
 func (s *sim) settle() error {
 	s.logf("settle")
 	clear(s.cl.cut)
-	for id := range s.downAt {
+	for _, id := range slices.Sorted(maps.Keys(s.downAt)) {
 		s.cl.restart(id)
 	}
 	clear(s.downAt)
 	final := -1
 	var finalPos Position
 	for i := range 3000 {
+		for _, id := range slices.Sorted(maps.Keys(s.downAt)) {
+			delete(s.downAt, id)
+			s.cl.restart(id)
+		}
 		s.cl.stabilize()
 		s.tick()
 		s.cl.stabilize()
