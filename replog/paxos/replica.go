@@ -215,7 +215,7 @@ func (c *Core) handleHeartbeat(m Message) {
 		c.maybeCatchupFromLeader()
 		return
 	}
-	reply := Message{Type: MsgHeartbeatResponse, To: m.From, Proposal: m.Proposal, Begin: m.Begin, Position: c.learnedTo, Status: c.hs.Status}
+	reply := Message{Type: MsgHeartbeatResponse, To: m.From, Proposal: m.Proposal, Begin: m.Begin, Position: c.learnedTo, End: c.next, Status: c.hs.Status}
 	switch {
 	case c.hs.Status != StatusVoting:
 		reply.Result = ResultIgnored

@@ -135,6 +135,38 @@ const (
 // Message is everything replicas send each other. One flat struct (as
 // raftpb.Message) keeps the codec and the transport simple; which fields are
 // meaningful depends on Type. To == 0 means "every peer the transport knows".
+// Every message carries Cluster (the sender's, zero before it knows one) and
+// From. Ranges are half-open: [Position, End).
+//
+//   - PromiseRequest: Proposal; Implicit (every position), or the explicit
+//     range [Position, End).
+//   - PromiseResponse: Result, Proposal (the request's, or the higher promise
+//     on REJECT), Implicit echoed, Status, Reason (a lease refusal). Implicit
+//     ACCEPT: Begin, End (one past the highest stored position), Config and
+//     Position (the sender's membership and the position of its
+//     EntryConfig). Explicit ACCEPT: Position (echoed), End (the answer
+//     covers [Position, End)), Begin, Actions (written or learned actions in
+//     the range).
+//   - WriteRequest: Proposal, Actions (a contiguous run), Begin (the
+//     coordinator's tick at sending, echoed for its lease).
+//   - WriteResponse: Result, Proposal, [Position, End) acknowledged, Begin
+//     echoed, Status.
+//   - Learned: Actions, all learned.
+//   - RecoverRequest: Proposal (Round = recover round, Replica = sender),
+//     Status, Config (the sender's own Member with its address).
+//   - RecoverResponse: Proposal echoed, Status, Begin and End when VOTING,
+//     Config and Position (membership and its position; before it knows one,
+//     the sender's own Member).
+//   - CatchupRequest: [Position, End) wanted.
+//   - CatchupResponse: Result, Actions (learned, contiguous, starting at
+//     Position or, if that is truncated, at Begin), Begin, End (the sender's
+//     learned position), Config and Position.
+//   - Heartbeat: Proposal, Position (the coordinator's learned position), End
+//     (its next position), Begin (its tick at sending).
+//   - HeartbeatResponse: Result, Proposal, Begin echoed, Position (the
+//     sender's learned position), End (one past its highest stored position),
+//     Status.
+//   - Refused: Reason.
 type Message struct {
 	Type     MessageType
 	Cluster  ClusterID
