@@ -3,8 +3,14 @@ package appliance
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
@@ -94,5 +100,71 @@ func TestLogDiagnostics(t *testing.T) {
 	}
 	if !strings.Contains(lines[1], `"@level":"warn"`) {
 		t.Errorf("warning logged as %s", lines[1])
+	}
+}
+
+func TestJournalPriorities(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	l := NewLogger(LogOptions{Name: "regent", Level: "trace", Output: &buf, Journal: true})
+	l.Error("e")
+	l.Warn("w")
+	l.Info("i")
+	l.Debug("d")
+	l.Trace("t")
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		prefix, rest, ok := strings.Cut(line, "{")
+		if !ok || !json.Valid([]byte("{"+rest)) {
+			t.Fatalf("line %q is not a priority and a JSON record", line)
+		}
+		got = append(got, prefix)
+	}
+	want := []string{"<3>", "<4>", "<6>", "<7>", "<7>"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("priorities (-want +got):\n%s", diff)
+	}
+}
+
+func TestOnJournal(t *testing.T) {
+	t.Parallel()
+	f, err := os.CreateTemp(t.TempDir(), "stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		t.Skip("no device and inode on this platform")
+	}
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "JOURNAL_STREAM" {
+				return v
+			}
+			return ""
+		}
+	}
+	match := fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+	tests := []struct {
+		name   string
+		getenv func(string) string
+		w      io.Writer
+		want   bool
+	}{
+		{"same stream", env(match), f, true},
+		{"other stream", env(fmt.Sprintf("%d:%d", st.Dev, st.Ino+1)), f, false},
+		{"unset", env(""), f, false},
+		{"garbage", env("x:y"), f, false},
+		{"not a file", env(match), &bytes.Buffer{}, false},
+	}
+	for _, tt := range tests {
+		if got := OnJournal(tt.getenv, tt.w); got != tt.want {
+			t.Errorf("%s: OnJournal = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
