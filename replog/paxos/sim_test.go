@@ -14,7 +14,7 @@ import (
 var (
 	simSeed  = flag.Int64("sim.seed", 0, "run only this simulator seed (0: run -sim.seeds seeds)")
 	simSteps = flag.Int("sim.steps", 5000, "simulator steps with faults per seed")
-	simSeeds = flag.Int("sim.seeds", 16, "simulator seeds per cluster size")
+	simSeeds = flag.Int("sim.seeds", 12, "simulator seeds per cluster size")
 )
 
 // errSimFailed aborts a simulation after an invariant broke.
