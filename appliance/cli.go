@@ -23,7 +23,7 @@ const (
 	// that exits with it.
 	ExitFailure = 1
 	// ExitUsage is a command-line mistake: unknown command or flag, bad
-	// argument. It is also what a command that is not implemented yet returns.
+	// argument.
 	ExitUsage = 2
 	// ExitConfig (EX_CONFIG) is a permanent failure: bad configuration,
 	// identity or cluster mismatch, corrupt or incompatible data. Neither the
@@ -279,17 +279,6 @@ func (e *Env) noArgs(fs *flag.FlagSet) (code int, ok bool) {
 		return e.usageError("unexpected argument %q", fs.Arg(0)), false
 	}
 	return ExitOK, true
-}
-
-// notImplemented is what a subcommand prints while its owner has not written
-// it yet.
-func (e *Env) notImplemented() int {
-	path := "regent"
-	if e.cmd != nil {
-		path = e.cmd.path()
-	}
-	fmt.Fprintf(e.Stderr, "%s: not implemented yet\n", path)
-	return ExitUsage
 }
 
 // unknownFlag finds the first flag in args that fs does not define, as the
