@@ -378,7 +378,7 @@ func electedCore(t *testing.T, m Membership) (*Core, *memStore) {
 	return c, s
 }
 
-func TestNonMemberAnswerRefused(t *testing.T) {
+func TestNonMemberRefused(t *testing.T) {
 	t.Parallel()
 	c, s := electedCore(t, testMembership(1, 2, 3))
 	first, err := c.Propose([]Entry{{Type: EntryAppend, Data: []byte("a")}})
