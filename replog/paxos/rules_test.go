@@ -776,3 +776,54 @@ func TestLearnedDeliveredFromApplied(t *testing.T) {
 		}
 	}
 }
+
+func TestAutoInitializeTwoPhases(t *testing.T) {
+	t.Parallel()
+	s := newMemStore()
+	cfg := testConfig(1)
+	cfg.AutoInitialize = true
+	c := newTestCore(t, cfg, s)
+	answer := func(from ReplicaID, round uint64, st Status) {
+		self := Membership{Members: []Member{{ID: from, Addr: "h"}}}
+		step(t, c, s, Message{Type: MsgRecoverResponse, From: from, To: 1, Proposal: Proposal{round, 1}, Status: st, Config: &self})
+	}
+	answer(2, 1, StatusEmpty)
+	if got := c.Status().Status; got != StatusEmpty {
+		t.Fatalf("two of three EMPTY: status %v, want EMPTY", got)
+	}
+	answer(3, 1, StatusEmpty)
+	if got := c.Status().Status; got != StatusStarting {
+		t.Fatalf("three of three EMPTY: status %v, want STARTING", got)
+	}
+	// The second phase needs every expected replica STARTING or VOTING: an
+	// EMPTY one keeps this replica STARTING, so it never votes alone.
+	answer(2, 2, StatusStarting)
+	answer(3, 2, StatusEmpty)
+	if got := c.Status().Status; got != StatusStarting {
+		t.Fatalf("one replica still EMPTY: status %v, want STARTING", got)
+	}
+	answer(3, 2, StatusStarting)
+	st := c.Status()
+	if st.Status != StatusVoting || st.Membership.voters() != 3 || st.Membership.Cluster != 0 {
+		t.Fatalf("all STARTING: status %v membership %+v, want VOTING with the three replicas (no cluster yet)", st.Status, st.Membership)
+	}
+}
+
+func TestNoAutoInitializeStaysEmpty(t *testing.T) {
+	t.Parallel()
+	s := newMemStore()
+	c := newTestCore(t, testConfig(1), s)
+	for _, from := range []ReplicaID{2, 3} {
+		self := Membership{Members: []Member{{ID: from}}}
+		if err := c.Step(Message{Type: MsgRecoverResponse, From: from, To: 1, Proposal: Proposal{1, 1}, Status: StatusEmpty, Config: &self}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, events := drain(t, c, s)
+	if diff := cmp.Diff([]Event{NotInitialized{Empty: 3}}, events); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+	if got := c.Status().Status; got != StatusEmpty {
+		t.Fatalf("status %v, want EMPTY", got)
+	}
+}
