@@ -15,6 +15,7 @@ var (
 	simSeed  = flag.Int64("sim.seed", 0, "run only this simulator seed (0: run -sim.seeds seeds)")
 	simSteps = flag.Int("sim.steps", 5000, "simulator steps with faults per seed")
 	simSeeds = flag.Int("sim.seeds", 12, "simulator seeds per cluster size")
+	simFirst = flag.Int64("sim.first", 0, "offset of the first seed (nightly runs pick a random one)")
 )
 
 // errSimFailed aborts a simulation after an invariant broke.
@@ -34,7 +35,7 @@ func TestSim(t *testing.T) {
 			seeds = append(seeds, *simSeed)
 		} else {
 			for i := range *simSeeds {
-				seeds = append(seeds, int64(size*1000+i+1))
+				seeds = append(seeds, *simFirst+int64(size*1000+i+1))
 			}
 		}
 		for _, seed := range seeds {
