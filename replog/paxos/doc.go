@@ -156,7 +156,15 @@
 // adding a different change while an uncommitted one from an old leader could
 // still be chosen): the fill decides every position up to the end any
 // promiser reported, including a leftover EntryConfig, before a new change is
-// proposed.
+// proposed. (5) A deposed coordinator that keeps learning the new
+// memberships must never assemble a quorum of one of them. Accepting a write
+// or heartbeat promises the coordinator's proposal, as acceptors of classic
+// Paxos do; so each configuration chosen by coordinator n was accepted by a
+// quorum of the previous one whose members all promised n, every quorum of
+// the new configuration meets that quorum (1), and by induction from the
+// implicit promise quorum every quorum of every configuration n created
+// contains a replica that refuses proposals below n. Promote also waits for
+// the replica's own accepting heartbeat answer.
 //
 // Limits. Position 0 needs every replica of the initialisation set; if one of
 // them loses its disk before position 0 is chosen, nothing was ever written
