@@ -28,6 +28,7 @@ func cmdStatus(ctx context.Context, e *Env, args []string) int {
 	cf := addConfigFlags(flags)
 	asJSON := flags.Bool("json", false, "print the supervisor's state file as JSON")
 	lines := flags.Int("lines", 20, "how many of the master's last output lines to show after an exit")
+	address := flags.String("address", "", "`URL` of the master to ask for the cluster view (default: the local master, from the configuration)")
 	if code, ok := e.parseFlags(flags, args); !ok {
 		return code
 	}
@@ -42,6 +43,11 @@ func cmdStatus(ctx context.Context, e *Env, args []string) int {
 	st, err := supervisor.ReadStatus(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintf(e.Stdout, "supervisor: not running (no state file %s)\n", path)
+		if *address != "" {
+			if err := clusterStatus(ctx, e, c, *address); err != nil {
+				fmt.Fprintf(e.Stderr, "regent status: cluster: %v\n", err)
+			}
+		}
 		return ExitNotRunning
 	}
 	if err != nil {
@@ -58,9 +64,9 @@ func cmdStatus(ctx context.Context, e *Env, args []string) int {
 		}
 	} else {
 		writeSupervisorStatus(e.Stdout, &st, alive, time.Now(), *lines)
-	}
-	if err := clusterStatus(ctx, e, c); err != nil {
-		fmt.Fprintf(e.Stderr, "regent status: cluster: %v\n", err)
+		if err := clusterStatus(ctx, e, c, *address); err != nil {
+			fmt.Fprintf(e.Stderr, "regent status: cluster: %v\n", err)
+		}
 	}
 	if !alive {
 		return ExitNotRunning
@@ -68,12 +74,18 @@ func cmdStatus(ctx context.Context, e *Env, args []string) int {
 	return ExitOK
 }
 
-// clusterStatus prints the master's view of the cluster (leader, members,
-// replica state) after the local supervisor's state.
-//
-// TODO(master): ask the local master's API; until then "regent status" shows
-// only the local supervisor, which works without the master.
-func clusterStatus(ctx context.Context, e *Env, c *Config) error {
+// clusterStatus prints the cluster view (status_cluster.go) after the
+// local supervisor's state: what the master at addr (default: the local
+// one) says about the replicated log, and the leader's view of every member.
+func clusterStatus(ctx context.Context, e *Env, c *Config, addr string) error {
+	if addr == "" {
+		addr = localAdminAddress(c)
+	}
+	v, err := fetchClusterView(ctx, addr)
+	if err != nil {
+		return err
+	}
+	writeClusterView(e.Stdout, addr, v)
 	return nil
 }
 
