@@ -33,6 +33,7 @@ import (
 type logCluster struct {
 	dir     string
 	log     hclog.Logger
+	window  int // the core's window; 0 = the master's (the core's default)
 	masters []string // peer addresses, one per replica
 	quorum  int
 
@@ -54,15 +55,20 @@ type logReplica struct {
 // fsync (Badger's SyncWrites msyncs its write-ahead log once per commit).
 type countingStore struct {
 	replog.Storage
-	syncs atomic.Uint64
+	syncs    atomic.Uint64
+	syncTime atomic.Int64 // nanoseconds spent in synced saves
 }
 
 // Save implements replog.Storage.
 func (s *countingStore) Save(b replog.Batch) error {
-	if b.Sync {
-		s.syncs.Add(1)
+	if !b.Sync {
+		return s.Storage.Save(b)
 	}
-	return s.Storage.Save(b)
+	t0 := time.Now()
+	err := s.Storage.Save(b)
+	s.syncTime.Add(int64(time.Since(t0)))
+	s.syncs.Add(1)
+	return err
 }
 
 // countingTransport counts the write requests a replica sends and the
@@ -127,6 +133,7 @@ func (c *logCluster) startReplica(i int) error {
 		TickInterval:   logTickInterval,
 		HeartbeatTicks: logHeartbeatTicks,
 		LeaseTicks:     logLeaseTicks,
+		Window:         c.window,
 	}, cs)
 	if err != nil {
 		st.Close()
@@ -279,6 +286,7 @@ type logBenchOptions struct {
 	Duration time.Duration // how long to append, when Count is 0
 	Count    int           // appends in all, if non-zero
 	Catchup  int           // positions written with one replica down, then its catch-up timed
+	Window   int           // the core's window; 0 = the master's
 	Dir      string        // stores go under it
 	Logger   hclog.Logger
 }
@@ -293,6 +301,9 @@ func (o *logBenchOptions) validate() error {
 	}
 	if o.Writers < 1 || o.Writers > 100_000 {
 		errs = append(errs, fmt.Errorf("-writers must be between 1 and 100000, not %d", o.Writers))
+	}
+	if o.Window < 0 {
+		errs = append(errs, fmt.Errorf("-window must not be negative, not %d", o.Window))
 	}
 	if o.Count < 0 || o.Catchup < 0 {
 		errs = append(errs, errors.New("-count and -catchup must not be negative"))
@@ -328,6 +339,11 @@ type logBenchResult struct {
 	BatchMean float64 `json:"batch_mean"`
 	// FsyncsPerS is the coordinator's synced saves per second.
 	FsyncsPerS float64 `json:"fsyncs_per_s"`
+	// SaveMeanMs is the coordinator's mean time in one synced save.
+	SaveMeanMs float64 `json:"save_mean_ms"`
+	// FollowerFsyncsPerS and FollowerSaveMeanMs are the same for replica 2.
+	FollowerFsyncsPerS float64 `json:"follower_fsyncs_per_s"`
+	FollowerSaveMeanMs float64 `json:"follower_save_mean_ms"`
 	// RSSMB is the process's peak resident set (VmHWM), RSSNowMB its
 	// resident set at the end (VmRSS), in MiB: every replica together.
 	RSSMB    float64 `json:"rss_mb"`
@@ -350,6 +366,7 @@ func runLogBench(ctx context.Context, o logBenchOptions) (*logBenchResult, error
 	if err != nil {
 		return nil, fmt.Errorf("log bench: %w", err)
 	}
+	c.window = o.Window
 	defer c.Close()
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -379,8 +396,13 @@ func runLogBench(ctx context.Context, o logBenchOptions) (*logBenchResult, error
 
 	leader := c.replicas[0]
 	syncs0, writes0, pos0 := leader.store.syncs.Load(), leader.tr.writes.Load(), leader.tr.positions.Load()
+	st0 := leader.store.syncTime.Load()
+	follower := c.replicas[1]
+	fsyncs0, fst0 := follower.store.syncs.Load(), follower.store.syncTime.Load()
 	lats, errs, elapsed := appendLoad(ctx, leader.node, o.Size, o.Writers, o.Duration, count)
 	syncs, writes, pos := leader.store.syncs.Load()-syncs0, leader.tr.writes.Load()-writes0, leader.tr.positions.Load()-pos0
+	st := time.Duration(leader.store.syncTime.Load() - st0)
+	fsyncs, fst := follower.store.syncs.Load()-fsyncs0, time.Duration(follower.store.syncTime.Load()-fst0)
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("log bench: %w", ctx.Err())
 	}
@@ -401,6 +423,13 @@ func runLogBench(ctx context.Context, o logBenchOptions) (*logBenchResult, error
 		P99Ms:       quantileMs(lats, 0.99),
 		P999Ms:      quantileMs(lats, 0.999),
 		FsyncsPerS:  float64(syncs) / secs,
+	}
+	if fsyncs > 0 {
+		res.FollowerFsyncsPerS = float64(fsyncs) / secs
+		res.FollowerSaveMeanMs = float64(fst) / float64(fsyncs) / float64(time.Millisecond)
+	}
+	if syncs > 0 {
+		res.SaveMeanMs = float64(st) / float64(syncs) / float64(time.Millisecond)
 	}
 	if writes > 0 {
 		res.BatchMean = float64(pos) / float64(writes)

@@ -37,6 +37,7 @@ func cmdLogBench(ctx context.Context, e *Env, args []string) int {
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to append (ignored with -count)")
 	fs.IntVar(&o.Count, "count", 0, "append this many entries instead of running for -duration")
 	fs.IntVar(&o.Catchup, "catchup", 0, "write this many positions with one replica stopped, then wipe it, restart it and time its catch-up")
+	fs.IntVar(&o.Window, "window", 0, "positions in flight at most (the core's window; 0: what a master uses)")
 	dir := fs.String("dir", "", "directory for the replicas' stores (default: a new temporary directory, removed at exit)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
@@ -111,7 +112,7 @@ func (r *logBenchResult) writeTable(w io.Writer) {
 	fmt.Fprintf(tw, "MB/s\t%.2f\n", r.MBPerS)
 	fmt.Fprintf(tw, "latency p50 / p99 / p99.9\t%.3f / %.3f / %.3f ms\n", r.P50Ms, r.P99Ms, r.P999Ms)
 	fmt.Fprintf(tw, "batch\t%.1f positions per write message (coordinator)\n", r.BatchMean)
-	fmt.Fprintf(tw, "fsyncs/s\t%.0f (coordinator's synced saves)\n", r.FsyncsPerS)
+	fmt.Fprintf(tw, "fsyncs/s\t%.0f (coordinator's synced saves, %.3f ms each); a follower: %.0f, %.3f ms each\n", r.FsyncsPerS, r.SaveMeanMs, r.FollowerFsyncsPerS, r.FollowerSaveMeanMs)
 	fmt.Fprintf(tw, "RSS\tpeak %.0f MiB, now %.0f MiB (whole process: %d replicas)\n", r.RSSMB, r.RSSNowMB, r.Replicas)
 	if r.CatchupPositions > 0 {
 		fmt.Fprintf(tw, "catch-up\t%d positions in %.2f s: %.0f positions/s\n", r.CatchupPositions, r.CatchupSeconds, r.CatchupPerS)
