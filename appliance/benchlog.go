@@ -33,7 +33,7 @@ import (
 type logCluster struct {
 	dir     string
 	log     hclog.Logger
-	window  int // the core's window; 0 = the master's (the core's default)
+	window  int      // the core's window; 0 = the master's (the core's default)
 	masters []string // peer addresses, one per replica
 	quorum  int
 
