@@ -281,6 +281,7 @@ func (n *Node) Run(ctx context.Context, tr Transport) error {
 	n.mu.Lock()
 	n.tr = tr // written once, before the driver reads it; Status reads it under mu
 	n.mu.Unlock()
+	n.dialMembers(n.core.Status().Membership) // members added at runtime, not in Config.Masters
 	n.log.Info("replica started", "replica", n.id, "addr", n.cfg.Addr)
 	err := n.loop(ctx)
 	n.shutdown(err)
