@@ -40,6 +40,7 @@ var (
 	chaosInterval = flag.Duration("chaos.interval", 20*time.Millisecond, "pause between one client's calls")
 	chaosRecovery = flag.Duration("chaos.recovery", 30*time.Second, "bound on the time the cluster takes to serve again once faults stop")
 	chaosOut      = flag.String("chaos.out", "_chaos", "directory for the history, schedule, logs and porcupine visualisation of failed runs")
+	chaosBinary   = flag.String("chaos.binary", "", "regent binary to run (default: built from this tree)")
 	chaosKeep     = flag.Bool("chaos.keep", false, "keep the history and logs of passing runs too")
 )
 
@@ -239,7 +240,10 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	cfg.Kinds = kinds
-	bin := buildRegent(t)
+	bin := *chaosBinary
+	if bin == "" {
+		bin = buildRegent(t)
+	}
 	seed := *chaosSeed
 	if seed == 0 {
 		seed = time.Now().UnixNano()%1_000_000 + 1
