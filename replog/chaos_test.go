@@ -12,7 +12,43 @@ import (
 	"time"
 
 	"github.com/regent-ha/regent/replog/paxos"
+	"github.com/regent-ha/regent/replog/replogtest"
 )
+
+// replaced reports whether the membership, as the running nodes see it, is
+// three voters that are exactly the running nodes, all of them VOTING and
+// learned to the same position: the operator's condition for replacing the
+// next master.
+func (c *cluster) replaced() bool {
+	ids := map[paxos.ReplicaID]bool{}
+	var learned []paxos.Position
+	for _, addr := range c.masters {
+		st := c.member(addr).node.Status()
+		if st.ReplicaStatus != paxos.StatusVoting {
+			return false
+		}
+		ids[c.member(addr).node.ID()] = true
+		learned = append(learned, st.LearnedTo)
+	}
+	if learned[0] != learned[1] || learned[1] != learned[2] {
+		return false
+	}
+	for _, addr := range c.masters {
+		ms := c.member(addr).node.Status().Membership
+		// Cluster 0 is the initialisation set, before the first
+		// EntryConfig: a replica wiped then is never replaced (the set must
+		// answer in full to write position 0).
+		if ms.Cluster == 0 || len(ms.Members) != 3 {
+			return false
+		}
+		for _, m := range ms.Members {
+			if !m.Voter || !ids[m.ID] {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 var (
 	chaosSeed  = flag.Int64("chaos.seed", 0, "seed of TestNodeChaos (0: a few fixed seeds)")
@@ -88,7 +124,7 @@ func runChaos(t *testing.T, seed int64, steps int) {
 	})
 
 	for step := range steps {
-		switch rnd.Intn(5) {
+		switch rnd.Intn(6) {
 		case 0:
 			a := c.masters[rnd.Intn(3)]
 			c.net.Partition([]string{a})
@@ -105,8 +141,19 @@ func runChaos(t *testing.T, seed int64, steps int) {
 			crashed := c.stop(a).st.Crash()
 			c.start(a, crashed)
 			t.Logf("seed %d step %d: crash and restart %s", seed, step, a)
-		case 4:
-			// let it run
+		case 4, 5: // let it run, or every other step:
+			if step%2 == 0 {
+				break
+			}
+			// Wipe a replica (the guide's "replace a master"), but only once
+			// the previous replacement is complete: three voters, each one a
+			// running node. Two replicas replaced at once can lose the log.
+			a := c.masters[rnd.Intn(3)]
+			if c.replaced() {
+				c.stop(a)
+				c.start(a, replogtest.NewStorage())
+				t.Logf("seed %d step %d: wipe %s", seed, step, a)
+			}
 		}
 		time.Sleep(time.Duration(200+rnd.Intn(1500)) * time.Millisecond)
 	}
