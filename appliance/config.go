@@ -297,7 +297,7 @@ func supervisorAttr(get func(s *fileSupervisor) *hcl.Attribute) func(*fileConfig
 }
 
 var settings = []setting{
-	{"cluster", "cluster", kindString, "name of the cluster",
+	{"cluster", "cluster", kindString, "`name` of the cluster",
 		func(f *fileConfig) *hcl.Attribute { return f.Cluster }, func(c *Config) any { return &c.Cluster }},
 	{"work_dir", "work_dir", kindString, "absolute `directory` of the master's data",
 		func(f *fileConfig) *hcl.Attribute { return f.WorkDir }, func(c *Config) any { return &c.WorkDir }},
@@ -306,7 +306,7 @@ var settings = []setting{
 	{"log_json", "log_json", kindBool, "log JSON even on a terminal",
 		func(f *fileConfig) *hcl.Attribute { return f.LogJSON }, func(c *Config) any { return &c.LogJSON }},
 
-	{"master.quorum", "quorum", kindInt, "replicas that make a quorum (at most 2·quorum−1 masters)",
+	{"master.quorum", "quorum", kindInt, "`n` replicas make a quorum (at most 2·n−1 masters)",
 		masterAttr(func(m *fileMaster) *hcl.Attribute { return m.Quorum }), func(c *Config) any { return &c.Master.Quorum }},
 	{"master.masters", "masters", kindStrings, "comma-separated peer `addresses` (host:port) of every master",
 		masterAttr(func(m *fileMaster) *hcl.Attribute { return m.Masters }), func(c *Config) any { return &c.Master.Masters }},
@@ -320,15 +320,15 @@ var settings = []setting{
 		masterAttr(func(m *fileMaster) *hcl.Attribute { return m.AdvertiseIP }), func(c *Config) any { return &c.Master.AdvertiseIP }},
 	{"master.advertise_port", "advertise_port", kindInt, "API `port` others are told (0: the port)",
 		masterAttr(func(m *fileMaster) *hcl.Attribute { return m.AdvertisePort }), func(c *Config) any { return &c.Master.AdvertisePort }},
-	{"master.advertise_peer", "advertise_peer", kindString, "host:port other replicas are told",
+	{"master.advertise_peer", "advertise_peer", kindString, "`host:port` other replicas are told",
 		masterAttr(func(m *fileMaster) *hcl.Attribute { return m.AdvertisePeer }), func(c *Config) any { return &c.Master.AdvertisePeer }},
 	{"master.hostname", "hostname", kindString, "host `name` advertised for this master",
 		masterAttr(func(m *fileMaster) *hcl.Attribute { return m.Hostname }), func(c *Config) any { return &c.Master.Hostname }},
 	{"master.log_auto_initialize", "log_auto_initialize", kindBool, "initialise an empty log when every expected replica is empty",
 		masterAttr(func(m *fileMaster) *hcl.Attribute { return m.LogAutoInitialize }), func(c *Config) any { return &c.Master.LogAutoInitialize }},
-	{"master.registry_store_timeout", "registry_store_timeout", kindDuration, "bound on one registry write",
+	{"master.registry_store_timeout", "registry_store_timeout", kindDuration, "longest `duration` of one registry write before the master exits",
 		masterAttr(func(m *fileMaster) *hcl.Attribute { return m.RegistryStoreTimeout }), func(c *Config) any { return &c.Master.RegistryStoreTimeout }},
-	{"master.registry_fetch_timeout", "registry_fetch_timeout", kindDuration, "bound on the registry recovery at election",
+	{"master.registry_fetch_timeout", "registry_fetch_timeout", kindDuration, "longest `duration` of the registry recovery after an election",
 		masterAttr(func(m *fileMaster) *hcl.Attribute { return m.RegistryFetchTimeout }), func(c *Config) any { return &c.Master.RegistryFetchTimeout }},
 	{"master.peer_secret", "", kindString, "",
 		masterAttr(func(m *fileMaster) *hcl.Attribute { return m.PeerSecret }), func(c *Config) any { return &c.Master.PeerSecret }},

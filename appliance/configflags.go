@@ -48,7 +48,7 @@ func addConfigFlags(fs *flag.FlagSet) *configFlags {
 		usage := s.usage + " (config " + s.name + ", default " + showValue(&s, def) + ")"
 		fs.Var(&overrideValue{cf: cf, name: s.flag, bool: s.kind == kindBool}, s.flag, usage)
 		if s.flag == "log_level" {
-			fs.Var(&overrideValue{cf: cf, name: s.flag}, "log-level", "same as --log_level")
+			fs.Var(&overrideValue{cf: cf, name: s.flag}, "log-level", "log `level`, same as --log_level")
 		}
 	}
 	return cf
