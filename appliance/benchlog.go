@@ -33,8 +33,9 @@ import (
 type logCluster struct {
 	dir     string
 	log     hclog.Logger
-	window  int      // the core's window; 0 = the master's (the core's default)
-	masters []string // peer addresses, one per replica
+	window  int                 // the core's window; 0 = the master's (the core's default)
+	store   badgerstore.Options // options of every replica's store; zero = a master's
+	masters []string            // peer addresses, one per replica
 	quorum  int
 
 	replicas []*logReplica
@@ -119,7 +120,9 @@ func (c *logCluster) startReplica(i int) error {
 	if r.node != nil {
 		return fmt.Errorf("start replica %d: already running", i+1)
 	}
-	st, err := badgerstore.Open(r.dir, badgerstore.Options{Logger: c.log})
+	so := c.store
+	so.Logger = c.log
+	st, err := badgerstore.Open(r.dir, so)
 	if err != nil {
 		return fmt.Errorf("start replica %d: %w", i+1, err)
 	}
@@ -287,8 +290,10 @@ type logBenchOptions struct {
 	Count    int           // appends in all, if non-zero
 	Catchup  int           // positions written with one replica down, then its catch-up timed
 	Window   int           // the core's window; 0 = the master's
+	MemTable int64         // Badger's memtable size; 0 = the master's
 	Dir      string        // stores go under it
 	Logger   hclog.Logger
+	AtEnd    func() error // called while the cluster still runs, after the measurements (a heap profile)
 }
 
 func (o *logBenchOptions) validate() error {
@@ -367,6 +372,7 @@ func runLogBench(ctx context.Context, o logBenchOptions) (*logBenchResult, error
 		return nil, fmt.Errorf("log bench: %w", err)
 	}
 	c.window = o.Window
+	c.store.MemTableSize = o.MemTable
 	defer c.Close()
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -457,6 +463,11 @@ func runLogBench(ctx context.Context, o logBenchOptions) (*logBenchResult, error
 		res.CatchupPerS = float64(target) / d.Seconds()
 	}
 	res.RSSMB, res.RSSNowMB = processRSS()
+	if o.AtEnd != nil {
+		if err := o.AtEnd(); err != nil {
+			return nil, fmt.Errorf("log bench: %w", err)
+		}
+	}
 	return res, nil
 }
 

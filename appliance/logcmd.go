@@ -38,9 +38,11 @@ func cmdLogBench(ctx context.Context, e *Env, args []string) int {
 	fs.IntVar(&o.Count, "count", 0, "append this many entries instead of running for -duration")
 	fs.IntVar(&o.Catchup, "catchup", 0, "write this many positions with one replica stopped, then wipe it, restart it and time its catch-up")
 	fs.IntVar(&o.Window, "window", 0, "positions in flight at most (the core's window; 0: what a master uses)")
+	memtable := fs.Int("memtable_mb", 0, "Badger memtable size in MiB (0: what a master uses)")
 	dir := fs.String("dir", "", "directory for the replicas' stores (default: a new temporary directory, removed at exit)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile at the end of the run to this file")
 	logLevel := fs.String("log_level", "off", "log level of the replicas (off, error, warn, info, debug, trace), on stderr")
 	if code, ok := e.parseFlags(fs, args); !ok {
 		return code
@@ -48,6 +50,7 @@ func cmdLogBench(ctx context.Context, e *Env, args []string) int {
 	if code, ok := e.noArgs(fs); !ok {
 		return code
 	}
+	o.MemTable = int64(*memtable) << 20
 	if err := o.validate(); err != nil {
 		return e.usageError("%v", err)
 	}
@@ -85,6 +88,16 @@ func cmdLogBench(ctx context.Context, e *Env, args []string) int {
 		defer pprof.StopCPUProfile()
 	}
 
+	if *memProfile != "" {
+		o.AtEnd = func() error {
+			f, err := os.Create(*memProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			return pprof.Lookup("heap").WriteTo(f, 0)
+		}
+	}
 	res, err := runLogBench(ctx, o)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "%s: %v\n", e.cmd.path(), err)
