@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"runtime"
 	"strings"
 	"testing"
@@ -195,5 +196,35 @@ func TestMainEntryPoint(t *testing.T) {
 	}
 	if code := Main(context.Background(), []string{"nope"}, strings.NewReader(""), &out, &errOut); code != ExitUsage {
 		t.Errorf("Main(nope) = %d, want %d", code, ExitUsage)
+	}
+}
+
+func TestUnknownFlag(t *testing.T) {
+	t.Parallel()
+	newFS := func() *flag.FlagSet {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.Bool("q", false, "")
+		fs.String("config", "", "")
+		return fs
+	}
+	tests := []struct {
+		args []string
+		want string // "" = none
+	}{
+		{nil, ""},
+		{[]string{"-q", "--config", "x"}, ""},
+		{[]string{"-config", "-bogus"}, ""}, // -bogus is -config's value
+		{[]string{"--config=x", "--bogus"}, "--bogus"},
+		{[]string{"-q", "-bogus=1"}, "-bogus"},
+		{[]string{"arg", "-bogus"}, ""}, // flags end at the first argument
+		{[]string{"--", "-bogus"}, ""},  // and at --
+		{[]string{"-", "-bogus"}, ""},   // "-" is an argument
+		{[]string{"-h", "-bogus"}, ""},  // help wins
+	}
+	for _, tt := range tests {
+		got, found := unknownFlag(newFS(), tt.args)
+		if got != tt.want || found != (tt.want != "") {
+			t.Errorf("unknownFlag(%q) = %q, %v; want %q", tt.args, got, found, tt.want)
+		}
 	}
 }
