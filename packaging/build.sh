@@ -93,7 +93,7 @@ cat >"$gen/changelog.yml" <<YAML
     distributions: [stable]
   changes:
     - commit: "$COMMIT"
-      note: "Build of regent $VERSION from commit $COMMIT."
+      note: "Built from git commit ${COMMIT:0:12}."
 YAML
 
 # nfpm does not expand variables in "changelog": point it at this build's.
