@@ -377,17 +377,35 @@ func mustGetwd(t *testing.T) string {
 // exitCalls returns "FILE: os.Exit" for each call in file that ends the
 // process.
 func exitCalls(file string) ([]string, error) {
+	return forbiddenCalls(file, map[string]bool{
+		"os.Exit": true, "log.Fatal": true, "log.Fatalf": true, "log.Fatalln": true,
+	})
+}
+
+// globalLoggerCalls returns "FILE: hclog.Default" for each use of hclog's
+// package-level logger in file.
+func globalLoggerCalls(file string) ([]string, error) {
+	return forbiddenCalls(file, map[string]bool{
+		"github.com/hashicorp/go-hclog.Default": true, "github.com/hashicorp/go-hclog.L": true,
+		"github.com/hashicorp/go-hclog.SetDefault": true,
+	})
+}
+
+// forbiddenCalls returns "FILE: pkg.Func" for each call in file of a function
+// in banned, named by import path and function ("os.Exit"); the report
+// shortens the path to its last element.
+func forbiddenCalls(file string, banned map[string]bool) ([]string, error) {
 	f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.SkipObjectResolution)
 	if err != nil {
 		return nil, err
 	}
-	names := map[string]string{} // local name → import path, for os and log
+	names := map[string]string{} // local name → import path
 	for _, imp := range f.Imports {
 		path := strings.Trim(imp.Path.Value, `"`)
-		if path != "os" && path != "log" {
-			continue
+		local := path[strings.LastIndex(path, "/")+1:]
+		if local == "go-hclog" {
+			local = "hclog" // the package's declared name
 		}
-		local := path
 		if imp.Name != nil {
 			local = imp.Name.Name
 		}
@@ -407,13 +425,38 @@ func exitCalls(file string) ([]string, error) {
 		if !ok {
 			return true
 		}
-		switch fn := names[x.Name] + "." + sel.Sel.Name; fn {
-		case "os.Exit", "log.Fatal", "log.Fatalf", "log.Fatalln":
-			out = append(out, file+": "+fn)
+		path, ok := names[x.Name]
+		if ok && banned[path+"."+sel.Sel.Name] {
+			short := path[strings.LastIndex(path, "/")+1:]
+			if short == "go-hclog" {
+				short = "hclog"
+			}
+			out = append(out, file+": "+short+"."+sel.Sel.Name)
 		}
 		return true
 	})
 	return out, nil
+}
+
+// TestNoGlobalLogger checks style.md C5: loggers are passed down from the
+// root logger appliance builds; nobody uses hclog's package-level one.
+func TestNoGlobalLogger(t *testing.T) {
+	t.Parallel()
+	pkgs := goList(t)
+	for path, p := range pkgs {
+		if !inModule(path) {
+			continue
+		}
+		for _, name := range append(slices.Clone(p.GoFiles), p.CgoFiles...) {
+			calls, err := globalLoggerCalls(filepath.Join(p.Dir, name))
+			if err != nil {
+				t.Error(err)
+			}
+			for _, c := range calls {
+				t.Errorf("%s: pass a logger down instead (style.md C5)", c)
+			}
+		}
+	}
 }
 
 func TestExitCalls(t *testing.T) {
@@ -443,5 +486,25 @@ func f() {
 	want := []string{file + ": os.Exit", file + ": log.Fatalf"}
 	if !slices.Equal(got, want) {
 		t.Errorf("exitCalls:\n%s\ngot  %q\nwant %q", src, got, want)
+	}
+
+	logSrc := `package x
+
+import "github.com/hashicorp/go-hclog"
+
+func g() hclog.Logger {
+	hclog.New(nil)
+	return hclog.Default()
+}
+`
+	if err := os.WriteFile(file, []byte(logSrc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err = globalLoggerCalls(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{file + ": hclog.Default"}; !slices.Equal(got, want) {
+		t.Errorf("globalLoggerCalls:\n%s\ngot  %q\nwant %q", logSrc, got, want)
 	}
 }
