@@ -499,3 +499,26 @@ func TestLoadConfigReadsTheProcessEnvironment(t *testing.T) {
 		t.Errorf("LoadConfig: cluster %q, log_level %q from %v; want from-env, error from the flag", c.Cluster, c.LogLevel, c.Sources["log_level"])
 	}
 }
+
+// TestDocsListEveryOption keeps docs/configuration.md in step with the
+// settings table: every option and every flag is documented.
+func TestDocsListEveryOption(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(doc)
+	want := []string{"`notify`", "`exec`", "`events`", "`-config PATH`", "`-log-level`"}
+	for _, s := range settings {
+		want = append(want, "`"+s.name[strings.LastIndex(s.name, ".")+1:]+"`")
+		if s.flag != "" {
+			want = append(want, "`--"+s.flag)
+		}
+	}
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			t.Errorf("docs/configuration.md does not mention %s", w)
+		}
+	}
+}
