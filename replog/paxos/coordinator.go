@@ -62,9 +62,7 @@ func (c *Core) sendImplicitPromise() {
 // have an unknown outcome; the next coordinator fills them.
 func (c *Core) Demote() {
 	c.resetRole()
-	if c.leaseKnown && c.lease.Replica == c.id {
-		c.leaseKnown = false
-	}
+	c.dropOwnLease()
 }
 
 // resetRole drops every coordinator state.
@@ -84,6 +82,17 @@ func (c *Core) lose(by Proposal, reason string) {
 		c.events = append(c.events, CampaignFailed{By: by, Reason: reason})
 	}
 	c.resetRole()
+	c.dropOwnLease()
+}
+
+// dropOwnLease forgets the lease this replica granted its own campaign or
+// coordinator. Keeping it after losing would make the replica refuse every
+// other candidate for LeaseTicks while it is no candidate itself: with
+// candidates that all started together, nobody would ever be elected.
+func (c *Core) dropOwnLease() {
+	if c.leaseKnown && c.lease.Replica == c.id {
+		c.leaseKnown = false
+	}
 }
 
 // handlePromiseResponse tallies implicit and explicit promise answers.

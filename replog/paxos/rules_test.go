@@ -827,3 +827,33 @@ func TestNoAutoInitializeStaysEmpty(t *testing.T) {
 		t.Fatalf("status %v, want EMPTY", got)
 	}
 }
+
+// Found end to end (three masters campaigning at first boot never elected
+// anyone): a candidate's promise to itself is a lease, and when its campaign
+// failed it kept that lease, so every candidate refused every other for
+// LeaseTicks, campaigned again as soon as it lapsed, and so on forever. A
+// failed campaign must drop the lease the candidate granted itself.
+func TestFailedCampaignDropsOwnLease(t *testing.T) {
+	t.Parallel()
+	s := votingStore(1, Proposal{}, testMembership(1, 2, 3))
+	c := newTestCore(t, testConfig(1), s)
+	if err := c.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	req := only(t, func() []Message { m, _ := drain(t, c, s); return m }(), MsgPromiseRequest)
+	// Replica 2 campaigned at the same time and refuses us.
+	rej := Message{Type: MsgPromiseResponse, From: 2, To: 1, Implicit: true, Proposal: Proposal{req.Proposal.Round, 2},
+		Result: ResultReject, Reason: "replica 2 holds a lease from coordinator 2"}
+	step(t, c, s, rej)
+	if got := c.Status().Role; got != RoleFollower {
+		t.Fatalf("role after a refused campaign: %v, want follower", got)
+	}
+	if got := c.Status().Leader; got != 0 {
+		t.Fatalf("leader after a refused campaign: %d, want none", got)
+	}
+	// Replica 3 now campaigns: it must get our promise.
+	p3 := Message{Type: MsgPromiseRequest, From: 3, To: 1, Proposal: Proposal{req.Proposal.Round + 1, 3}, Implicit: true}
+	if got := only(t, step(t, c, s, p3), MsgPromiseResponse); got.Result != ResultAccept {
+		t.Fatalf("promise to another candidate after our campaign failed: %v %q, want accept", got.Result, got.Reason)
+	}
+}
