@@ -574,3 +574,54 @@ func writeChaosFiles(out string, cfg chaosConfig, res *chaosResult, ops []chaosO
 	}
 	return dir, nil
 }
+
+func TestChaosWriteFiles(t *testing.T) {
+	t.Parallel()
+	ops := []chaosOp{
+		{Client: 0, Kind: chaosWrite, Role: "r0", Weight: 1, Call: 0, Return: 10, Outcome: chaosOK},
+		{Client: 0, Kind: chaosWrite, Role: "r0", Weight: 2, Call: 20, Return: 30, Outcome: chaosOK},
+		{Client: 1, Kind: chaosRead, Call: 40, Return: 50, Outcome: chaosOK, Weights: map[string]float64{"r0": 1}},
+	}
+	model := chaosModel()
+	lin, info := porcupine.CheckOperationsVerbose(model, porcupineHistory(ops), time.Minute)
+	if lin != porcupine.Illegal {
+		t.Fatalf("stale read: got %s, want %s", lin, porcupine.Illegal)
+	}
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "cluster.log")
+	if err := os.WriteFile(logPath, []byte("m1  | a log line\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := chaosConfig{Seed: 42, Duration: 45 * time.Second, Masters: 3, Kinds: processFaults}
+	res := &chaosResult{Seed: 42, Schedule: chaosSchedule(42, 45*time.Second, 3, processFaults), Problems: []string{"history is not linearizable"}, Linear: lin}
+	out, err := writeChaosFiles(filepath.Join(dir, "_chaos"), cfg, res, ops, logPath, model, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "_chaos", "42"); out != want {
+		t.Errorf("got directory %s, want %s", out, want)
+	}
+	for name, want := range map[string]string{
+		"summary.txt":    "history is not linearizable",
+		"history.json":   `"weights"`,
+		"cluster.log":    "a log line",
+		"porcupine.html": "<html",
+	} {
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Errorf("read %s: %v", name, err)
+			continue
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s: got %d bytes without %q", name, len(b), want)
+		}
+	}
+	var back []chaosOp
+	b, _ := os.ReadFile(filepath.Join(out, "history.json"))
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("history.json: %v", err)
+	}
+	if diff := cmp.Diff(ops, back); diff != "" {
+		t.Errorf("history.json round trip (-want +got):\n%s", diff)
+	}
+}
