@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -83,41 +82,17 @@ func cmdRun(ctx context.Context, e *Env, args []string) int {
 	return supervisor.ExitCode(err)
 }
 
-// supervisorConfig converts the supervisor block (and work_dir, for the
-// state file) into the supervisor's runtime configuration.
+// supervisorConfig is the supervisor's runtime configuration: the
+// supervisor block (Config.SupervisorConfig), the environment the master
+// inherits, the state file under work_dir and the logger.
 func supervisorConfig(c *Config, environ []string, log hclog.Logger) (supervisor.Config, error) {
-	sc := supervisor.DefaultConfig()
-	s := c.Supervisor
-	sc.Policy = supervisor.Policy{
-		MinUptime:         s.MinUptime,
-		BackoffInitial:    s.BackoffInitial,
-		BackoffMax:        s.BackoffMax,
-		BackoffResetAfter: s.BackoffResetAfter,
-		MaxRestarts:       s.MaxRestarts,
-		RestartWindow:     s.RestartWindow,
-	}
-	sc.StopTimeout = s.StopTimeout
-	sc.WatchdogTimeout = s.WatchdogTimeout
-	sc.ReadyTimeout = s.ReadyTimeout
-	var errs []error
-	for _, n := range s.Notify {
-		h := supervisor.Hook{Name: n.Name, Exec: n.Exec}
-		for _, ev := range n.Events {
-			e, err := supervisor.ParseEvent(ev)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("notify %q: %w", n.Name, err))
-				continue
-			}
-			h.Events = append(h.Events, e)
-		}
-		sc.Hooks = append(sc.Hooks, h)
+	sc, err := c.SupervisorConfig()
+	if err != nil {
+		return sc, err
 	}
 	sc.Env = environ
 	sc.StatePath = filepath.Join(c.WorkDir, StateFileName)
 	sc.Logger = log
-	if err := errors.Join(errs...); err != nil {
-		return sc, err
-	}
 	if err := sc.Validate(); err != nil {
 		return sc, err
 	}
@@ -158,30 +133,9 @@ func (r *reloader) reload(context.Context) (supervisor.ReloadAction, error) {
 	if !reflect.DeepEqual(old.Supervisor, c.Supervisor) {
 		r.log.Warn("supervisor settings changed; they apply when regent run restarts")
 	}
-	if changed := restartSettings(old, c); len(changed) > 0 {
-		r.log.Info("settings the master cannot reload changed", "settings", strings.Join(changed, ","))
+	if ReloadActionFor(old, c) == supervisor.ReloadRestart {
+		r.log.Info("settings the master cannot reload changed", "settings", strings.Join(ChangedSettings(old, c), ","))
 		return supervisor.ReloadRestart, nil
 	}
 	return supervisor.ReloadForward, nil
-}
-
-// restartSettings names the settings that differ between old and c and that
-// the master only reads at start: everything but the log level and the
-// supervisor block. TLS files are compared by path; a certificate renewed
-// in place is the master's to reload on SIGHUP.
-func restartSettings(old, c *Config) []string {
-	var changed []string
-	if old.Cluster != c.Cluster {
-		changed = append(changed, "cluster")
-	}
-	if old.WorkDir != c.WorkDir {
-		changed = append(changed, "work_dir")
-	}
-	if old.LogJSON != c.LogJSON {
-		changed = append(changed, "log_json")
-	}
-	if !reflect.DeepEqual(old.Master, c.Master) {
-		changed = append(changed, "master")
-	}
-	return changed
 }

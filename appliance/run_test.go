@@ -60,32 +60,6 @@ func TestSupervisorConfigConversion(t *testing.T) {
 	}
 }
 
-func TestRestartSettings(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name string
-		edit func(*Config)
-		want []string
-	}{
-		{"nothing", func(*Config) {}, nil},
-		{"log level reloads in place", func(c *Config) { c.LogLevel = "debug" }, nil},
-		{"supervisor block is not the master's", func(c *Config) { c.Supervisor.MaxRestarts = 3 }, nil},
-		{"port", func(c *Config) { c.Master.Port = 6060 }, []string{"master"}},
-		{"masters", func(c *Config) { c.Master.Masters = []string{"a:1", "b:1", "c:1"} }, []string{"master"}},
-		{"work_dir and cluster", func(c *Config) { c.WorkDir, c.Cluster = "/srv/regent", "other" }, []string{"cluster", "work_dir"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			old, c := DefaultConfig(), DefaultConfig()
-			tt.edit(c)
-			if diff := cmp.Diff(tt.want, restartSettings(old, c)); diff != "" {
-				t.Errorf("restartSettings (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
 func TestReloaderReload(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
