@@ -397,7 +397,8 @@ func replogStatus(t *testing.T, m *localMaster) (statusJSON, bool) {
 }
 
 // waitVoters waits until the leader (asked through m) reports exactly the
-// voters at the given peer addresses, all VOTING and caught up.
+// voters at the given peer addresses, all connected, heard from within a
+// second, VOTING and caught up.
 func waitVoters(t *testing.T, m *localMaster, addrs []string, d time.Duration) membersJSON {
 	t.Helper()
 	want := slices.Clone(addrs)
@@ -415,7 +416,8 @@ func waitVoters(t *testing.T, m *localMaster, addrs []string, d time.Duration) m
 		for _, x := range ms.Members {
 			if x.Member && x.Voter {
 				got = append(got, x.Address)
-				ok = ok && x.Status == "VOTING" && x.Lag != nil && *x.Lag < 64
+				heard := x.Self || (x.HeardMS != nil && *x.HeardMS < 1000)
+				ok = ok && x.Status == "VOTING" && x.Lag != nil && *x.Lag < 64 && heard && x.Connected
 			} else if x.Member {
 				ok = false
 			}
@@ -746,11 +748,26 @@ func TestOpsReplaceMaster(t *testing.T) {
 	if err := c.Start(victim); err != nil {
 		t.Fatal(err)
 	}
-	ms := waitVoters(t, leader, peerAddrs(c.Masters()...), 60*time.Second)
-	for _, x := range ms.Members {
-		if x.Address == victim.PeerAddr() && x.Replica == oldSt.Replica {
-			t.Errorf("the wiped replica kept its ReplicaID %d", x.Replica)
+	// It comes back EMPTY with a new ReplicaID; the leader removes the old
+	// one and adds the new one, a voter once caught up.
+	var newSt statusJSON
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if st, ok := replogStatus(t, victim); ok {
+			newSt = st
+			break
 		}
+	}
+	if newSt.Replica == 0 || newSt.Replica == oldSt.Replica {
+		t.Fatalf("the wiped replica answers as replica %d, old %d; want a new ReplicaID", newSt.Replica, oldSt.Replica)
+	}
+	t.Logf("replaced replica %d by %d, first seen %s", oldSt.Replica, newSt.Replica, newSt.Status)
+	voter := false
+	for end := time.Now().Add(60 * time.Second); !voter && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		ms := waitVoters(t, leader, peerAddrs(c.Masters()...), 60*time.Second)
+		voter = slices.ContainsFunc(ms.Members, func(x memberJSON) bool { return x.Replica == newSt.Replica && x.Voter })
+	}
+	if !voter {
+		t.Fatalf("the new replica %d never became a voter", newSt.Replica)
 	}
 	load.WaitAcks(5, 30*time.Second, "writes after the replacement")
 	load.Stop()
