@@ -45,8 +45,8 @@ type registrar struct {
 	sinceBytes  int    // bytes of entries since the last snapshot
 	changed     chan struct{}
 	waiters     map[uint64][]*proposal // own batches in flight, by sequence
-	appliedSeq  uint64                 // highest own batch sequence applied
 	proposedSeq uint64                 // highest own batch sequence proposed
+	written     uint64                 // one past the highest position an own write returned
 }
 
 // proposal is one submitted operation and where its result goes.
@@ -148,7 +148,6 @@ func (r *registrar) applyEntry(e Entry) error {
 		if b.Proposer == r.proposer {
 			resolve = r.waiters[b.Seq]
 			delete(r.waiters, b.Seq)
-			r.appliedSeq = max(r.appliedSeq, b.Seq)
 		}
 	}
 	r.next = e.Position + 1
@@ -298,13 +297,18 @@ func (r *registrar) propose(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if _, err := r.store(ctx, "append", data, r.log.Append); err != nil {
+			pos, err := r.store(ctx, "append", data, r.log.Append)
+			if err != nil {
 				if ctx.Err() != nil {
 					r.abort(fmt.Errorf("store batch %d: %w", b.Seq, ctx.Err()))
 					return
 				}
 				r.abort(err)
+				return
 			}
+			r.mu.Lock()
+			r.written = max(r.written, pos+1)
+			r.mu.Unlock()
 		}()
 	}
 }
@@ -355,7 +359,10 @@ func (r *registrar) snapshotDue() bool {
 // snapshot waits for every batch in flight to be applied, appends the
 // registry as a snapshot, and truncates the log below it.
 func (r *registrar) snapshot(ctx context.Context, sem chan struct{}) error {
-	// Own every in-flight slot: all earlier appends have returned.
+	// Own every in-flight slot: all earlier appends have returned. Batches
+	// stored concurrently may sit in the log in another order than they
+	// were proposed, so wait for the reader to pass the highest position
+	// written, not for the highest batch sequence.
 	for range cap(sem) {
 		select {
 		case sem <- struct{}{}:
@@ -374,7 +381,7 @@ func (r *registrar) snapshot(ctx context.Context, sem chan struct{}) error {
 	defer cancel()
 	for {
 		r.mu.RLock()
-		done, ch := r.appliedSeq >= r.proposedSeq, r.changed
+		done, ch := r.next >= r.written, r.changed
 		r.mu.RUnlock()
 		if done {
 			break

@@ -295,3 +295,40 @@ func TestApplyDeterministic(t *testing.T) {
 		}
 	}
 }
+
+func TestRegistrarConcurrentWritersWithSnapshots(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeCluster()
+		m := startMaster(t, c, 5050, func(cfg *Config) { cfg.SnapshotEntries = 4; cfg.MaxInFlight = 3 })
+		settle()
+		var wg sync.WaitGroup
+		for g := range 16 {
+			wg.Go(func() {
+				for i := range 30 {
+					if rec := m.do("PUT", "/weights", fmt.Sprintf(`[{"role":"r%d","weight":%d}]`, g, i+1)); rec.Code != 200 {
+						t.Errorf("writer %d write %d = %d %s", g, i, rec.Code, rec.Body.String())
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		want := m.registryJSON(t)
+		if diff := cmp.Diff(want, registryJSON(t, replay(t, c.history))); diff != "" {
+			t.Errorf("replay differs (-leader +replay):\n%s", diff)
+		}
+		for g := range 16 {
+			var w float64
+			m.reg.view(func(r *Registry) {
+				for _, x := range r.Weights {
+					if x.Info.Role == fmt.Sprintf("r%d", g) {
+						w = x.Info.Weight
+					}
+				}
+			})
+			if w != 30 {
+				t.Errorf("weight of r%d = %v, want 30 (its last write)", g, w)
+			}
+		}
+	})
+}

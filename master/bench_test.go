@@ -1,0 +1,75 @@
+package master
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// BenchmarkRegistryWrite measures PUT /weights through the handler on a
+// leader over the in-memory fake log (which learns at once): the cost of
+// the master's own path (decode, validate, batch, encode, apply, reply).
+func BenchmarkRegistryWrite(b *testing.B) {
+	leading := make(chan struct{})
+	var once sync.Once
+	cfg := Config{
+		ID: "bench", IP: "127.0.0.1", Listener: newChanListener(5050),
+		CheckInterval: time.Millisecond, ElectionJitter: time.Millisecond, Lease: time.Second,
+		Heartbeat: func(s string) {
+			if s == "leading" {
+				once.Do(func() { close(leading) })
+			}
+		},
+	}
+	m, err := New(cfg, newFakeCluster().node())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	<-leading
+	var (
+		mu   sync.Mutex
+		lats []time.Duration
+		n    atomic.Int64
+	)
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var local []time.Duration
+		for pb.Next() {
+			i := n.Add(1)
+			body := fmt.Sprintf(`[{"role":"r%d","weight":%d}]`, i%64, i%7+1)
+			req := httptest.NewRequest("PUT", "/weights", strings.NewReader(body))
+			rec := httptest.NewRecorder()
+			start := time.Now()
+			m.Handler().ServeHTTP(rec, req)
+			local = append(local, time.Since(start))
+			if rec.Code != 200 {
+				b.Errorf("PUT /weights = %d %s", rec.Code, rec.Body.String())
+				return
+			}
+		}
+		mu.Lock()
+		lats = append(lats, local...)
+		mu.Unlock()
+	})
+	b.StopTimer()
+	slices.Sort(lats)
+	if len(lats) > 0 {
+		b.ReportMetric(float64(lats[len(lats)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(lats[len(lats)*99/100].Microseconds()), "p99-µs")
+		b.ReportMetric(float64(len(lats))/b.Elapsed().Seconds(), "writes/s")
+	}
+}
