@@ -76,8 +76,8 @@ type Config struct {
 	// Ready, if set, is called once, when the API is listening and the
 	// master is following or leading.
 	Ready func()
-	// Heartbeat, if set, is called every CheckInterval from the master's
-	// control loop with a one-line status ("leading", "following leader
+	// Heartbeat, if set, is called every CheckInterval, from a goroutine
+	// Run owns, with a one-line status ("leading", "following leader
 	// host:port", "waiting for quorum: 1 of 2 replicas reachable", ...). It
 	// must not block.
 	Heartbeat func(status string)
