@@ -715,13 +715,18 @@ func (s *Store) runGC() {
 // drops the rest.
 type badgerLogger struct{ l hclog.Logger }
 
+// Errorf logs at Error.
 func (b badgerLogger) Errorf(f string, args ...any) {
 	b.l.Error("storage engine error", "detail", strings.TrimSpace(fmt.Sprintf(f, args...)))
 }
 
+// Warningf logs at Warn.
 func (b badgerLogger) Warningf(f string, args ...any) {
 	b.l.Warn("storage engine warning", "detail", strings.TrimSpace(fmt.Sprintf(f, args...)))
 }
 
-func (badgerLogger) Infof(string, ...any)  {}
+// Infof drops the message.
+func (badgerLogger) Infof(string, ...any) {}
+
+// Debugf drops the message.
 func (badgerLogger) Debugf(string, ...any) {}
