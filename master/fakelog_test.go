@@ -102,7 +102,9 @@ type fakeLog struct {
 	appendGate chan struct{} // when set, writes wait until it is closed
 	readGate   chan struct{} // when set, reads wait until it is closed
 	readErr    error         // returned by Read when set
+	appendErr  error         // returned by writes when set
 	appends    int
+	elects     int
 }
 
 var _ Log = (*fakeLog)(nil)
@@ -150,6 +152,7 @@ func (l *fakeLog) holdReads() (release func()) {
 func (l *fakeLog) Elect(ctx context.Context) (uint64, error) {
 	l.mu.Lock()
 	err := l.electErr
+	l.elects++
 	l.mu.Unlock()
 	if err != nil {
 		return 0, err
@@ -174,9 +177,12 @@ func (l *fakeLog) Elect(ctx context.Context) (uint64, error) {
 // gate waits for the append gate, if any.
 func (l *fakeLog) gate(ctx context.Context) error {
 	l.mu.Lock()
-	g := l.appendGate
+	g, aerr := l.appendGate, l.appendErr
 	l.appends++
 	l.mu.Unlock()
+	if aerr != nil {
+		return aerr
+	}
 	if g == nil {
 		return nil
 	}

@@ -2,6 +2,7 @@ package master
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -124,6 +125,12 @@ func TestFollowerRedirects(t *testing.T) {
 		settle()
 		if got := follower.heartbeat(); got != "following leader 203.0.113.7:15050" {
 			t.Errorf("follower heartbeat = %q", got)
+		}
+		follower.log.mu.Lock()
+		elects := follower.log.elects
+		follower.log.mu.Unlock()
+		if elects != 0 {
+			t.Errorf("follower campaigned %d times during a live lease", elects)
 		}
 		tests := []struct {
 			method, path string
@@ -290,6 +297,18 @@ func TestFailFast(t *testing.T) {
 			code:   ExitTransient,
 			is:     ErrLeaseExpired,
 			reason: "Leading master cut off from the quorum: lease expired... committing suicide!",
+		},
+		{
+			name: "append lost leadership",
+			after: func(_ *fakeCluster, m *testMaster) {
+				m.log.mu.Lock()
+				m.log.appendErr = fmt.Errorf("append: %w", ErrLostLeadership)
+				m.log.mu.Unlock()
+				go m.do("PUT", "/weights", `[{"role":"dev","weight":2}]`)
+			},
+			code:   ExitTransient,
+			is:     ErrLostLeadership,
+			reason: reasonLostLeadership,
 		},
 		{
 			name:   "lease lost while recovering",
