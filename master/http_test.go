@@ -139,6 +139,17 @@ func TestQuotaAndWeights(t *testing.T) {
 		if rec := m.api(`{"type":"GET_STATE"}`); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"get_agents":{"agents":[],"recovered_agents":[]}`) {
 			t.Errorf("GET_STATE = %d %s", rec.Code, rec.Body.String())
 		}
+		admit := Operation{Type: OpAdmitSlave, SlaveInfo: &SlaveInfo{Hostname: "agent1", Port: 5051, ID: SlaveID{"S1"},
+			Resources: []Resource{{Name: "cpus", Type: "SCALAR", Scalar: Scalar{4}}}}}
+		if err := m.reg.submit(t.Context(), admit); err != nil {
+			t.Fatalf("admit agent: %v", err)
+		}
+		if rec := m.do("GET", "/state-summary", ""); rec.Body.String() != `{"cluster":"test","frameworks":[],"hostname":"m5050.test","slaves":[{"active":true,"deactivated":false,"hostname":"agent1","id":"S1","port":5051,"resources":{"cpus":4}}]}` {
+			t.Errorf("/state-summary = %s", rec.Body.String())
+		}
+		if st := decodeJSON[map[string]any](t, m.do("GET", "/state", "")); st["activated_slaves"] != 1.0 || len(st["recovered_slaves"].([]any)) != 1 {
+			t.Errorf("/state activated_slaves %v recovered_slaves %v", st["activated_slaves"], st["recovered_slaves"])
+		}
 		if rec := m.do("GET", "/flags", ""); rec.Body.String() != `{"flags":{"quorum":"2","work_dir":"/var/lib/regent"}}` {
 			t.Errorf("/flags = %s", rec.Body.String())
 		}

@@ -163,14 +163,6 @@ func (r *registrar) applyEntry(e Entry) error {
 	return nil
 }
 
-// appliedThrough returns the next position to apply and a channel closed at
-// the next change.
-func (r *registrar) position() (next uint64, changed <-chan struct{}) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.next, r.changed
-}
-
 // submit proposes op and waits until it is learned and applied, returning
 // the result of applying it (an *OpError if the registry refused it). Only
 // the leader's proposer consumes submissions.
@@ -415,20 +407,4 @@ func (r *registrar) snapshot(ctx context.Context, sem chan struct{}) error {
 	r.sinceSnap, r.sinceBytes = 0, 0
 	r.mu.Unlock()
 	return nil
-}
-
-// waitApplied blocks until the registry has applied every position below
-// pos or ctx is done.
-func (r *registrar) waitApplied(ctx context.Context, pos uint64) error {
-	for {
-		next, ch := r.position()
-		if next >= pos {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }

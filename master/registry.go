@@ -262,19 +262,6 @@ func decodeSnapshot(b []byte) (*Registry, error) {
 	return s.Registry, nil
 }
 
-// clone returns a deep copy of r.
-func (r *Registry) clone() *Registry {
-	b, err := json.Marshal(r)
-	if err != nil {
-		panic(fmt.Sprintf("master: marshal registry: %v", err)) // only plain data: cannot fail
-	}
-	var c Registry
-	if err := json.Unmarshal(b, &c); err != nil {
-		panic(fmt.Sprintf("master: unmarshal registry: %v", err))
-	}
-	return &c
-}
-
 // machine returns the index of id in r.Machines, or -1.
 func (r *Registry) machine(id MachineID) int {
 	for i, m := range r.Machines.Machines {
