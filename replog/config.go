@@ -18,6 +18,7 @@ const (
 	DefaultHeartbeatTicks = 10  // 100 ms
 	DefaultLeaseTicks     = 100 // 1 s
 	DefaultInboxSize      = 4096
+	DefaultInboxBytes     = 64 << 20
 	DefaultReconcileTicks = 10
 	DefaultMaxReadBytes   = 4 << 20
 )
@@ -62,8 +63,10 @@ type Config struct {
 	MaxBatchBytes int
 
 	// InboxSize bounds incoming messages waiting for the driver (default
-	// [DefaultInboxSize]); past it Step drops and counts.
-	InboxSize int
+	// [DefaultInboxSize]), InboxBytes the entry bytes they carry (default
+	// [DefaultInboxBytes]); past either, Step drops and counts.
+	InboxSize  int
+	InboxBytes int
 	// ReconcileTicks is how often a coordinator compares the membership
 	// with Masters (default [DefaultReconcileTicks]).
 	ReconcileTicks int
@@ -97,7 +100,7 @@ func (c *Config) Validate() error {
 		name string
 		v    int
 	}{{"heartbeat_ticks", c.HeartbeatTicks}, {"lease_ticks", c.LeaseTicks}, {"retry_ticks", c.RetryTicks},
-		{"window", c.Window}, {"max_batch_bytes", c.MaxBatchBytes}, {"inbox_size", c.InboxSize}, {"reconcile_ticks", c.ReconcileTicks}} {
+		{"window", c.Window}, {"max_batch_bytes", c.MaxBatchBytes}, {"inbox_size", c.InboxSize}, {"inbox_bytes", c.InboxBytes}, {"reconcile_ticks", c.ReconcileTicks}} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("replog: %s is negative: %d", f.name, f.v))
 		}
@@ -129,6 +132,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.InboxSize == 0 {
 		c.InboxSize = DefaultInboxSize
+	}
+	if c.InboxBytes == 0 {
+		c.InboxBytes = DefaultInboxBytes
 	}
 	if c.ReconcileTicks == 0 {
 		c.ReconcileTicks = DefaultReconcileTicks

@@ -96,10 +96,11 @@ type Node struct {
 	// transport's goroutines.
 	masters atomic.Pointer[[]string]
 
-	inbox   chan paxos.Message
-	dropped atomic.Uint64
-	propc   chan *waiter
-	ctrlc   chan func()
+	inbox      chan paxos.Message
+	inboxBytes atomic.Int64 // entry bytes of the messages in inbox
+	dropped    atomic.Uint64
+	propc      chan *waiter
+	ctrlc      chan func()
 
 	stop      chan struct{} // closed by Close
 	stopOnce  sync.Once
@@ -240,13 +241,42 @@ func (n *Node) Allow(_ paxos.ClusterID, id paxos.ReplicaID, addr string) error {
 }
 
 // Step hands an incoming message to the node. It never blocks: when the
-// inbox is full the message is dropped and counted (Paxos tolerates loss).
+// inbox is full (Config.InboxSize messages or Config.InboxBytes bytes of
+// entries) the message is dropped and counted (Paxos tolerates loss). The
+// node owns m afterwards.
 func (n *Node) Step(m paxos.Message) {
+	size := int64(messageBytes(m))
+	// One message is always let in, however large, so that a large
+	// catch-up batch cannot be refused forever.
+	if size > 0 && n.inboxBytes.Load() > 0 && n.inboxBytes.Load()+size > int64(n.cfg.InboxBytes) {
+		n.dropped.Add(1)
+		return
+	}
+	n.inboxBytes.Add(size)
 	select {
 	case n.inbox <- m:
 	default:
+		n.inboxBytes.Add(-size)
 		n.dropped.Add(1)
 	}
+}
+
+// messageBytes is the entry payload a message carries.
+func messageBytes(m paxos.Message) int {
+	size := 0
+	for i := range m.Actions {
+		size += len(m.Actions[i].Entry.Data)
+	}
+	return size
+}
+
+// take removes m from the inbox's byte count and hands it to the core.
+func (n *Node) take(m paxos.Message) error {
+	n.inboxBytes.Add(-int64(messageBytes(m)))
+	if err := n.core.Step(m); err != nil {
+		return fmt.Errorf("step: %w", err)
+	}
+	return nil
 }
 
 // Done is closed when Run has returned.
@@ -306,16 +336,16 @@ func (n *Node) loop(ctx context.Context) error {
 		case <-n.stop:
 			return nil
 		case m := <-n.inbox:
-			if err := n.core.Step(m); err != nil {
-				return fmt.Errorf("step: %w", err)
+			if err := n.take(m); err != nil {
+				return err
 			}
 			// Take what else is waiting, up to a bound, before the next
 			// Ready: one Save then covers all of it.
 			for range 256 {
 				select {
 				case m := <-n.inbox:
-					if err := n.core.Step(m); err != nil {
-						return fmt.Errorf("step: %w", err)
+					if err := n.take(m); err != nil {
+						return err
 					}
 					continue
 				default:

@@ -476,6 +476,23 @@ func TestNodeStepDropsWhenInboxFull(t *testing.T) {
 	}
 }
 
+func TestNodeStepDropsPastInboxBytes(t *testing.T) {
+	t.Parallel()
+	n, err := replog.New(replog.Config{Addr: "a:1", Masters: []string{"a:1"}, Quorum: 1, InboxBytes: 1000}, replogtest.NewStorage())
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := func(size int) paxos.Message {
+		return paxos.Message{Type: paxos.MsgCatchupResponse, From: 9, Actions: []paxos.Action{{Entry: paxos.Entry{Data: make([]byte, size)}}}}
+	}
+	n.Step(big(5000))                                        // one message always gets in, however large
+	n.Step(big(10))                                          // over the bound: dropped
+	n.Step(paxos.Message{Type: paxos.MsgHeartbeat, From: 9}) // no entries: only the count bounds it
+	if got := n.Status().InboxDropped; got != 1 {
+		t.Errorf("InboxDropped = %d, want 1", got)
+	}
+}
+
 func TestNodeAllow(t *testing.T) {
 	t.Parallel()
 	n, err := replog.New(replog.Config{Addr: "a:1", Masters: []string{"a:1", "b:1", "c:1"}, Quorum: 2}, replogtest.NewStorage())
