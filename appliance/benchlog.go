@@ -353,6 +353,11 @@ type logBenchResult struct {
 	// resident set at the end (VmRSS), in MiB: every replica together.
 	RSSMB    float64 `json:"rss_mb"`
 	RSSNowMB float64 `json:"rss_now_mb"`
+	// RSSAnonMB and RSSFileMB split the resident set at the end: anonymous
+	// memory (the Go heap, Badger's arenas) and mapped files (Badger's
+	// tables and logs, reclaimable page cache).
+	RSSAnonMB float64 `json:"rss_anon_mb"`
+	RSSFileMB float64 `json:"rss_file_mb"`
 
 	CatchupPositions int     `json:"catchup_positions,omitempty"`
 	CatchupSeconds   float64 `json:"catchup_s,omitempty"`
@@ -463,6 +468,8 @@ func runLogBench(ctx context.Context, o logBenchOptions) (*logBenchResult, error
 		res.CatchupPerS = float64(target) / d.Seconds()
 	}
 	res.RSSMB, res.RSSNowMB = processRSS()
+	m := procStatus()
+	res.RSSAnonMB, res.RSSFileMB = m["RssAnon"], m["RssFile"]
 	if o.AtEnd != nil {
 		if err := o.AtEnd(); err != nil {
 			return nil, fmt.Errorf("log bench: %w", err)
@@ -549,9 +556,17 @@ func quantileMs(sorted []time.Duration, q float64) float64 {
 // MiB, from /proc/self/status (VmHWM, VmRSS); zero where that file does not
 // exist.
 func processRSS() (peak, now float64) {
+	m := procStatus()
+	return m["VmHWM"], m["VmRSS"]
+}
+
+// procStatus returns the sizes in /proc/self/status, in MiB, by name
+// (VmHWM, VmRSS, RssAnon, RssFile, …); empty where that file does not exist.
+func procStatus() map[string]float64 {
+	out := map[string]float64{}
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return 0, 0
+		return out
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(line, ":")
@@ -566,12 +581,7 @@ func processRSS() (peak, now float64) {
 		if err != nil {
 			continue
 		}
-		switch k {
-		case "VmHWM":
-			peak = kb / 1024
-		case "VmRSS":
-			now = kb / 1024
-		}
+		out[k] = kb / 1024
 	}
-	return peak, now
+	return out
 }

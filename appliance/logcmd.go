@@ -126,7 +126,7 @@ func (r *logBenchResult) writeTable(w io.Writer) {
 	fmt.Fprintf(tw, "latency p50 / p99 / p99.9\t%.3f / %.3f / %.3f ms\n", r.P50Ms, r.P99Ms, r.P999Ms)
 	fmt.Fprintf(tw, "batch\t%.1f positions per write message (coordinator)\n", r.BatchMean)
 	fmt.Fprintf(tw, "fsyncs/s\t%.0f (coordinator's synced saves, %.3f ms each); a follower: %.0f, %.3f ms each\n", r.FsyncsPerS, r.SaveMeanMs, r.FollowerFsyncsPerS, r.FollowerSaveMeanMs)
-	fmt.Fprintf(tw, "RSS\tpeak %.0f MiB, now %.0f MiB (whole process: %d replicas)\n", r.RSSMB, r.RSSNowMB, r.Replicas)
+	fmt.Fprintf(tw, "RSS\tpeak %.0f MiB, now %.0f MiB = %.0f anonymous + %.0f mapped files (whole process: %d replicas)\n", r.RSSMB, r.RSSNowMB, r.RSSAnonMB, r.RSSFileMB, r.Replicas)
 	if r.CatchupPositions > 0 {
 		fmt.Fprintf(tw, "catch-up\t%d positions in %.2f s: %.0f positions/s\n", r.CatchupPositions, r.CatchupSeconds, r.CatchupPerS)
 	}
