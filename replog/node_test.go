@@ -673,3 +673,31 @@ func TestNodeAppendUnderMessageLoss(t *testing.T) {
 		}
 	})
 }
+
+func TestNodeDemoteFailsAppendsInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		leader := c.masters[0]
+		c.elect(ctx, leader)
+		n := c.member(leader).node
+		c.net.Partition([]string{leader}) // nothing can be learned now
+		errc := make(chan error, 1)
+		go func() {
+			_, err := n.Append(ctx, []byte("stuck"))
+			errc <- err
+		}()
+		synctest.Wait() // the append is in flight
+		n.Demote()
+		if err := <-errc; !errors.Is(err, replog.ErrLostLeadership) {
+			t.Errorf("Append in flight at Demote = %v, want ErrLostLeadership", err)
+		}
+		if role := n.Status().Role; role != paxos.RoleFollower {
+			t.Errorf("role after Demote = %v, want follower", role)
+		}
+		if _, err := n.Append(ctx, []byte("x")); !errors.Is(err, replog.ErrNotLeader) {
+			t.Errorf("Append after Demote = %v, want ErrNotLeader", err)
+		}
+	})
+}
