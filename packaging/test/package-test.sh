@@ -378,8 +378,23 @@ systemd_tests() {
 		"s=\$(nsenter -t $SD_PID -m -p -u --root --wd cat /proc/$main/status) &&
 		grep -q '^CapEff:[[:space:]]*0000000000000000' <<<\"\$s\" && grep -q '^NoNewPrivs:[[:space:]]*1' <<<\"\$s\" && grep -q '^Seccomp:[[:space:]]*2' <<<\"\$s\""
 	wait_for "regent status answers" 30 ns regent status || true
+	check "the supervisor reports a STATUS= line" test -n "$(prop StatusText)"
+	# The supervisor pings every WATCHDOG_USEC/2 (30s): the timestamp of
+	# the last ping must move.
+	local wd
+	wd=$(prop WatchdogTimestampMonotonic) || true
+	wait_for "the supervisor feeds systemd's watchdog" 45 prop_not WatchdogTimestampMonotonic "$wd" || true
+
+	log "systemctl stop: graceful, exit 0, nothing left"
+	check "systemctl stop" ns systemctl stop regent.service
+	check "stopped with result success" prop_is Result success
+	check "the supervisor exited 0" prop_is ExecMainStatus 0
+	check "no process of the unit is left" test -z "$(unit_pids || true)"
+	check "systemctl start" ns systemctl start regent.service
+	wait_for "unit is active" 60 is_active || true
 
 	log "kill -9 of the master: the supervisor restarts it"
+	main=$(prop MainPID) || true
 	local master
 	master=$(master_pid || true)
 	if [[ -z $master ]]; then
