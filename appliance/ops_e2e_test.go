@@ -1080,7 +1080,11 @@ func TestOpsExternalAccess(t *testing.T) {
 	for _, m := range c.Masters() {
 		f := startForwarder(t, "127.0.0.2:0", "127.0.0.1:"+strconv.Itoa(m.APIPort))
 		fwd[m] = f
-		m.Args = []string{"--advertise_ip=127.0.0.2", "--advertise_port=" + strconv.Itoa(f.Addr().Port), "--hostname=127.0.0.2"}
+		// The peer port stays internal: advertise_peer keeps the replicas
+		// talking on 127.0.0.1 (advertise_ip alone would name 127.0.0.2 for
+		// them too).
+		m.Args = []string{"--advertise_ip=127.0.0.2", "--advertise_port=" + strconv.Itoa(f.Addr().Port), "--hostname=127.0.0.2",
+			"--advertise_peer=" + m.PeerAddr()}
 	}
 	startAll(t, c)
 	public := func(m *localMaster) string { return "http://" + fwd[m].Addr().String() }
