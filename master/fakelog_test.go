@@ -87,6 +87,13 @@ func (c *fakeCluster) learned() []Entry {
 	return out
 }
 
+// all returns every entry ever learned, truncated ones included.
+func (c *fakeCluster) all() []Entry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.history)
+}
+
 func (c *fakeCluster) bounds() (begin, next uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -238,6 +238,7 @@ func (m *Master) lead(ctx context.Context, last uint64, fatal <-chan error, wg *
 	m.mu.Unlock()
 	info.ElectedTime = seconds(now)
 	m.logger.Info("elected leader; recovering registry", "position", last)
+	m.reg.startLeading(last)
 	wg.Go(func() { m.reg.propose(ctx) })
 
 	fetchStart := time.Now()
@@ -289,6 +290,7 @@ wait:
 	if len(missing) > 0 {
 		return &ExitError{Code: ExitConfig, Reason: fmt.Sprintf("Master is missing minimum capabilities %v required by the registry", missing), Err: ErrIdentity}
 	}
+	m.reg.recovered()
 	m.mu.Lock()
 	m.recovered = true
 	m.mu.Unlock()

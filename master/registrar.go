@@ -46,7 +46,8 @@ type registrar struct {
 	changed     chan struct{}
 	waiters     map[uint64][]*proposal // own batches in flight, by sequence
 	proposedSeq uint64                 // highest own batch sequence proposed
-	written     uint64                 // one past the highest position an own write returned
+	written     uint64                 // one past the highest position known written (own writes, or the log's end at election)
+	canSnapshot bool                   // set once the leader's registry is recovered
 }
 
 // proposal is one submitted operation and where its result goes.
@@ -340,12 +341,29 @@ func (r *registrar) storeError(ctx, sctx context.Context, err error) error {
 	return exitFor(reasonStoreFailed, fmt.Errorf("store: %w", err))
 }
 
+// startLeading records that every position up to last is learned, so a
+// snapshot is never taken before the registry has applied them.
+func (r *registrar) startLeading(last uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.written = max(r.written, last+1)
+}
+
+// recovered allows snapshots: the leader record has been applied.
+func (r *registrar) recovered() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.canSnapshot = true
+}
+
 // snapshotDue reports whether enough has been written since the last
-// snapshot.
+// snapshot. Before recovery it is never due: the registry may still be
+// replaying, and a snapshot of it followed by a truncation would lose
+// entries.
 func (r *registrar) snapshotDue() bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.sinceSnap >= r.snapshotEntries || r.sinceBytes >= r.snapshotBytes
+	return r.canSnapshot && (r.sinceSnap >= r.snapshotEntries || r.sinceBytes >= r.snapshotBytes)
 }
 
 // snapshot waits for every batch in flight to be applied, appends the

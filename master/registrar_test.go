@@ -154,7 +154,7 @@ func TestRegistrarSnapshotTruncateRecover(t *testing.T) {
 			t.Fatal("log never truncated")
 		}
 		var snaps int
-		for _, e := range c.history {
+		for _, e := range c.all() {
 			if e.Kind == EntrySnapshot {
 				snaps++
 				// The snapshot equals the replay of every batch below it.
@@ -163,7 +163,7 @@ func TestRegistrarSnapshotTruncateRecover(t *testing.T) {
 					t.Fatal(err)
 				}
 				var below []Entry
-				for _, h := range c.history {
+				for _, h := range c.all() {
 					if h.Position < e.Position {
 						below = append(below, h)
 					}
@@ -180,7 +180,7 @@ func TestRegistrarSnapshotTruncateRecover(t *testing.T) {
 			t.Errorf("first retained entry = %v at %d, want the snapshot at %d", first.Kind, first.Position, begin)
 		}
 		// Full replay of the history reaches the same registry.
-		if diff := cmp.Diff(want, registryJSON(t, replay(t, c.history))); diff != "" {
+		if diff := cmp.Diff(want, registryJSON(t, replay(t, c.all()))); diff != "" {
 			t.Errorf("replay differs (-leader +replay):\n%s", diff)
 		}
 		// A new master recovers from the snapshot plus the rest.
@@ -314,7 +314,7 @@ func TestRegistrarConcurrentWritersWithSnapshots(t *testing.T) {
 		}
 		wg.Wait()
 		want := m.registryJSON(t)
-		if diff := cmp.Diff(want, registryJSON(t, replay(t, c.history))); diff != "" {
+		if diff := cmp.Diff(want, registryJSON(t, replay(t, c.all()))); diff != "" {
 			t.Errorf("replay differs (-leader +replay):\n%s", diff)
 		}
 		for g := range 16 {
@@ -329,6 +329,55 @@ func TestRegistrarConcurrentWritersWithSnapshots(t *testing.T) {
 			if w != 30 {
 				t.Errorf("weight of r%d = %v, want 30 (its last write)", g, w)
 			}
+		}
+	})
+}
+
+// TestNewLeaderDoesNotSnapshotBeforeReplay: a master elected while its
+// registry lags the log (and already counts enough entries for a snapshot)
+// must not snapshot and truncate what it has not applied.
+func TestNewLeaderDoesNotSnapshotBeforeReplay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeCluster()
+		for i := range 10 {
+			b, _ := encodeBatch(&batch{Version: batchVersion, Proposer: "old", Seq: uint64(i + 1), Ops: []Operation{{Type: OpUpdateWeights, WeightInfos: []WeightInfo{{Role: fmt.Sprint("r", i), Weight: 1}}}}})
+			c.appendRaw(EntryAppend, b)
+		}
+		m := startMaster(t, c, 5050, func(cfg *Config) { cfg.SnapshotEntries = 3 })
+		// Let the reader apply only part of the log before the election.
+		release := m.log.holdReads()
+		for _, e := range c.learned()[:5] {
+			if err := m.reg.applyEntry(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		settle()
+		if !m.isLeading() {
+			t.Fatal("not leading")
+		}
+		for _, e := range c.all() {
+			if e.Kind == EntrySnapshot {
+				t.Fatalf("snapshot at %d written before the registry replayed the log", e.Position)
+			}
+		}
+		release()
+		settle()
+		for i := range 4 {
+			if rec := m.do("PUT", "/weights", fmt.Sprintf(`[{"role":"n%d","weight":2}]`, i)); rec.Code != 200 {
+				t.Fatalf("write = %d", rec.Code)
+			}
+		}
+		if diff := cmp.Diff(registryJSON(t, replay(t, c.all())), m.registryJSON(t)); diff != "" {
+			t.Fatalf("registry differs from replay (-replay +leader):\n%s", diff)
+		}
+		begin, _ := c.bounds()
+		if begin == 0 {
+			t.Fatal("no snapshot after recovery")
+		}
+		f := startMaster(t, c, 5051, nil)
+		settle()
+		if diff := cmp.Diff(m.registryJSON(t), f.registryJSON(t)); diff != "" {
+			t.Fatalf("follower recovered from the snapshot differs (-leader +follower):\n%s", diff)
 		}
 	})
 }
