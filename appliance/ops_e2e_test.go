@@ -531,6 +531,9 @@ func TestOpsFaultTolerance(t *testing.T) {
 					t.Errorf("a write without a quorum = %d %q (Retry-After %q), want 503 naming the quorum or the leader",
 						r.Code, r.Body, r.Header.Get("Retry-After"))
 				}
+				if code, _, errOut := runRegent(t, c, "members", "list", "-address", leader.APIURL()); code != ExitTempFail {
+					t.Errorf("regent members list without a quorum = %d %q, want %d", code, errOut, ExitTempFail)
+				}
 				if st, ok := replogStatus(t, leader); ok {
 					t.Logf("/replog/status without a quorum: role %s, %d of %d voters reachable, quorum %d", st.Role, st.Reachable, st.Voters, st.Quorum)
 					if st.Reachable >= st.Quorum {
@@ -897,6 +900,10 @@ func TestOpsWhitelist(t *testing.T) {
 		}
 		m := extra[0]
 		m.Args = []string{"--quorum=2", mastersFlag(append(slices.Clone(old), m)...)}
+		code, out, errOut := runRegent(t, c, append([]string{"config", "validate", "-config", m.Config}, m.Args...)...)
+		if code != ExitConfig || !strings.Contains(out+errOut, "More masters than the quorum allows") {
+			t.Errorf("regent config validate with four masters and --quorum=2 = %d, want %d naming the problem", code, ExitConfig)
+		}
 		if err := c.Start(m); err != nil {
 			t.Fatal(err)
 		}
@@ -1050,14 +1057,21 @@ func TestOpsOnlineMembers(t *testing.T) {
 
 	// regent status shows the cluster: the local supervisor and the leader's
 	// view of every member.
-	code, out, _ = runRegent(t, c, "status", "-config", nm.Config, "-address", nm.APIURL())
-	for _, want := range []string{"supervisor:", "leader:", "quorum:      2 of 3 voters", nm.PeerAddr(), "VOTING"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("regent status (exit %d) lacks %q:\n%s", code, want, out)
+	for _, args := range [][]string{{"status", "-config", nm.Config}, {"status", "-config", nm.Config, "-address", leader.APIURL()}} {
+		code, out, _ = runRegent(t, c, args...)
+		for _, want := range []string{"supervisor:", "leader:", "quorum:      2 of 3 voters", nm.PeerAddr(), "VOTING"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("regent %v (exit %d) lacks %q:\n%s", args, code, want, out)
+			}
+		}
+		if strings.Contains(out, victim.PeerAddr()) {
+			t.Errorf("regent %v still lists the removed master:\n%s", args, out)
 		}
 	}
-	if strings.Contains(out, victim.PeerAddr()) {
-		t.Errorf("regent status still lists the removed master:\n%s", out)
+	code, out, _ = runRegent(t, c, "members", "list", "-json", "-address", nm.APIURL())
+	var lj membersJSON
+	if err := json.Unmarshal([]byte(out), &lj); code != 0 || err != nil || lj.Voters != 3 || len(lj.Members) != 3 {
+		t.Errorf("regent members list -json = %d %v: %+v", code, err, lj)
 	}
 	load.Stop()
 	mustPut(t, c, leader, acked, "after", 2, 20*time.Second)
