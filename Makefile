@@ -92,22 +92,22 @@ vuln: ## report known vulnerabilities in dependencies (needs vuln.go.dev)
 
 ## ---- packaging -------------------------------------------------------------
 
-# TODO(packaging): build .deb and .rpm with nfpm from packaging/.
-.PHONY: package
-package: build ## build the deb and rpm packages
-	@echo "make package: not written yet (packaging fills this target in)"; exit 2
-
-# TODO(packaging): install the packages into a Debian rootfs with systemd as PID 1.
-.PHONY: package-test
-package-test: package ## test-install the packages
-	@echo "make package-test: not written yet (packaging fills this target in)"; exit 2
+include packaging/package.mk
 
 ## ---- generated code --------------------------------------------------------
 
-# TODO(replog/peer): regenerate the protobuf code.
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+
 .PHONY: proto
-proto: ## regenerate generated code (protobuf)
-	@echo "make proto: nothing to generate yet"
+proto: ## regenerate replog/peer/peerpb from peer.proto (needs protoc: apt-get install -y protobuf-compiler)
+	@command -v protoc >/dev/null || { echo "make proto: protoc not found; apt-get install -y protobuf-compiler"; exit 2; }
+	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	protoc -I replog/peer/peerpb \
+		--plugin=protoc-gen-go=$(BIN)/protoc-gen-go --go_out=paths=source_relative:replog/peer/peerpb \
+		--plugin=protoc-gen-go-grpc=$(BIN)/protoc-gen-go-grpc --go-grpc_out=paths=source_relative:replog/peer/peerpb \
+		replog/peer/peerpb/peer.proto
 
 .PHONY: clean
 clean: ## remove build outputs
