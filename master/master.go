@@ -214,11 +214,16 @@ func (m *Master) control(ctx context.Context, fatal <-chan error, wg *sync.WaitG
 			switch {
 			case ctx.Err() != nil:
 				return nil
+			case errors.Is(err, ErrCorrupt), errors.Is(err, ErrClosed), errors.Is(err, ErrIdentity):
+				return exitFor(reasonContend, fmt.Errorf("elect: %w", err))
 			case errors.Is(err, ErrNotElected), errors.Is(err, context.DeadlineExceeded):
 				m.logger.Debug("not elected", "error", err)
-				continue
+			default:
+				// A failed campaign is routine; the log reports its own
+				// fatal errors through Read and its owner.
+				m.logger.Warn("election failed", "error", err)
 			}
-			return exitFor(reasonContend, fmt.Errorf("elect: %w", err))
+			continue
 		}
 		if err := m.lead(ctx, last, fatal, wg); err != nil {
 			return err

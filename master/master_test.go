@@ -426,3 +426,20 @@ func TestStoreTimeoutFailsPendingRequest(t *testing.T) {
 		}
 	})
 }
+
+func TestFailedCampaignIsRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeCluster()
+		m := startMaster(t, c, 5050, nil)
+		m.log.setElectErr(errors.New("elect: another election is running"))
+		settle()
+		if done, err := m.exited(); done {
+			t.Fatalf("exited after a failed campaign: %v", err)
+		}
+		m.log.setElectErr(nil)
+		settle()
+		if !m.isLeading() {
+			t.Fatalf("not leading after the campaign succeeded: %s", m.heartbeat())
+		}
+	})
+}
