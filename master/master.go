@@ -101,6 +101,7 @@ func (m *Master) Run(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           m.handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          m.logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	wg.Go(func() {
