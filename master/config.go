@@ -12,7 +12,7 @@ import (
 )
 
 // Config configures one master. The zero value of every optional field
-// means its default (see [Config.withDefaults]).
+// means the default named in its comment.
 type Config struct {
 	// ID names this master process in MasterInfo; required. The appliance
 	// draws a new one per start, as Mesos does.
