@@ -49,27 +49,19 @@ type opsLoad struct {
 }
 
 // startLoad starts a background writer that sends its writes to the masters
-// via returns (default: every running master, in turn).
+// via returns (default: every master defined, in turn; one that is down
+// refuses the connection at once). via must not look at processes: the
+// localCluster's process state belongs to the test goroutine.
 func startLoad(t *testing.T, c *localCluster, prefix string, via func() []*localMaster) *opsLoad {
 	t.Helper()
 	if via == nil {
-		via = func() []*localMaster { return runningMasters(c) }
+		via = c.Masters
 	}
 	l := &opsLoad{t: t, c: c, prefix: prefix, via: via, acked: map[string]float64{}, notify: make(chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go l.run()
 	t.Cleanup(l.Stop)
 	return l
-}
-
-func runningMasters(c *localCluster) []*localMaster {
-	var out []*localMaster
-	for _, m := range c.Masters() {
-		if m.Pid() != 0 {
-			out = append(out, m)
-		}
-	}
-	return out
 }
 
 func (l *opsLoad) run() {
