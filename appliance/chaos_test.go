@@ -189,12 +189,18 @@ type chaosResult struct {
 	Failed   int
 	Faults   int
 	Recovery time.Duration // -1: did not recover within the bound
-	Linear   porcupine.CheckResult
-	Problems []string
-	Revived  []string
-	OutDir   string // where the run's files are, if written
-	Schedule []fault
-	Records  []faultRecord
+	// WriteGap is the longest time without an acknowledged write.
+	WriteGap time.Duration
+	// Elections counts coordinators elected during the run; Quiet those
+	// after the last fault healed.
+	Elections int
+	Quiet     int
+	Linear    porcupine.CheckResult
+	Problems  []string
+	Revived   []string
+	OutDir    string // where the run's files are, if written
+	Schedule  []fault
+	Records   []faultRecord
 }
 
 // verdict is "ok" or "FAIL".
@@ -272,13 +278,14 @@ func TestChaos(t *testing.T) {
 func summaryTable(rs []*chaosResult) string {
 	var b bytes.Buffer
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "seed\toperations\tacknowledged\tunknown\tfailed\tfaults\trecovery\tlinearizable\tverdict\t")
+	fmt.Fprintln(tw, "seed\toperations\tacknowledged\tunknown\tfailed\tfaults\trecovery\twrite gap\telections\tquiet elections\tlinearizable\tverdict\t")
 	for _, r := range rs {
 		rec := "never"
 		if r.Recovery >= 0 {
 			rec = r.Recovery.Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", r.Seed, r.Ops, r.Acked, r.Unknown, r.Failed, r.Faults, rec, r.Linear, r.verdict())
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t\n", r.Seed, r.Ops, r.Acked, r.Unknown, r.Failed, r.Faults, rec,
+			r.WriteGap.Round(time.Millisecond), r.Elections, r.Quiet, r.Linear, r.verdict())
 	}
 	tw.Flush()
 	return b.String()
@@ -451,6 +458,8 @@ func runChaos(t *testing.T, bin string, cfg chaosConfig) *chaosResult {
 	res.Records, res.Revived = nem.records, nem.revived
 	nem.mu.Unlock()
 	res.Faults = len(res.Records)
+	res.WriteGap = longestWriteGap(ops)
+	res.Elections, res.Quiet = countElections(logFile.Name(), hist.start.Add(time.Duration(healed)))
 
 	model := chaosModel()
 	h := porcupineHistory(ops)
@@ -484,6 +493,50 @@ func runChaos(t *testing.T, bin string, cfg chaosConfig) *chaosResult {
 		}
 	}
 	return res
+}
+
+// longestWriteGap returns the longest time between two successive
+// acknowledged writes' completions.
+func longestWriteGap(ops []chaosOp) time.Duration {
+	var ends []int64
+	for _, op := range ops {
+		if op.Kind == chaosWrite && op.Outcome == chaosOK {
+			ends = append(ends, op.Return)
+		}
+	}
+	slices.Sort(ends)
+	var gap int64
+	for i := 1; i < len(ends); i++ {
+		gap = max(gap, ends[i]-ends[i-1])
+	}
+	return time.Duration(gap)
+}
+
+// countElections counts the "elected coordinator" lines in a cluster log,
+// and those logged after quiet.
+func countElections(path string, quiet time.Time) (all, after int) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		_, js, ok := strings.Cut(line, "| ")
+		if !ok || !strings.Contains(js, `"elected coordinator"`) {
+			continue
+		}
+		var rec struct {
+			Message string    `json:"@message"`
+			Time    time.Time `json:"@timestamp"`
+		}
+		if json.Unmarshal([]byte(js), &rec) != nil || rec.Message != "elected coordinator" {
+			continue
+		}
+		all++
+		if rec.Time.After(quiet) {
+			after++
+		}
+	}
+	return all, after
 }
 
 // pollUntil calls cond every 100 ms until it holds or d passes. Polling a
@@ -623,5 +676,34 @@ func TestChaosWriteFiles(t *testing.T) {
 	}
 	if diff := cmp.Diff(ops, back); diff != "" {
 		t.Errorf("history.json round trip (-want +got):\n%s", diff)
+	}
+}
+
+func TestChaosRunFigures(t *testing.T) {
+	t.Parallel()
+	ops := []chaosOp{
+		{Kind: chaosWrite, Outcome: chaosOK, Return: int64(1 * time.Second)},
+		{Kind: chaosWrite, Outcome: chaosUnknown, Return: int64(2 * time.Second)},
+		{Kind: chaosRead, Outcome: chaosOK, Return: int64(3 * time.Second)},
+		{Kind: chaosWrite, Outcome: chaosOK, Return: int64(5 * time.Second)},
+		{Kind: chaosWrite, Outcome: chaosOK, Return: int64(6 * time.Second)},
+	}
+	if got, want := longestWriteGap(ops), 4*time.Second; got != want {
+		t.Errorf("longestWriteGap: got %v, want %v", got, want)
+	}
+	log := strings.Join([]string{
+		`m1  | {"@message":"elected coordinator","@timestamp":"2026-01-01T10:00:01Z"}`,
+		`m2  | {"@message":"child started","@timestamp":"2026-01-01T10:00:02Z"}`,
+		`m2  | {"@message":"elected coordinator","@timestamp":"2026-01-01T10:00:05Z"}`,
+		`m3  | not json "elected coordinator"`,
+		`m3  | {"@message":"elected coordinator","@timestamp":"2026-01-01T10:00:09Z"}`,
+	}, "\n")
+	path := filepath.Join(t.TempDir(), "cluster.log")
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	all, after := countElections(path, time.Date(2026, 1, 1, 10, 0, 4, 0, time.UTC))
+	if all != 3 || after != 2 {
+		t.Errorf("countElections: got %d, %d after; want 3, 2 after", all, after)
 	}
 }
