@@ -41,11 +41,15 @@ func TestQuantileMs(t *testing.T) {
 	tests := []struct {
 		q    float64
 		want float64
-	}{{0.5, 501}, {0.99, 991}, {0.999, 1000}, {1, 1000}, {0, 1}}
+	}{{0.5, 500}, {0.9, 900}, {0.99, 990}, {0.999, 999}, {1, 1000}, {0, 1}}
 	for _, tt := range tests {
 		if got := quantileMs(ds, tt.q); got != tt.want {
 			t.Errorf("quantileMs(1..1000 ms, %v) = %v, want %v", tt.q, got, tt.want)
 		}
+	}
+	ten := ds[:10] // 1..10 ms: the median of ten is the fifth, p90 the ninth
+	if got50, got90 := quantileMs(ten, 0.5), quantileMs(ten, 0.9); got50 != 5 || got90 != 9 {
+		t.Errorf("quantileMs(1..10 ms) p50, p90 = %v, %v; want 5, 9", got50, got90)
 	}
 	if got := quantileMs(nil, 0.5); got != 0 {
 		t.Errorf("quantileMs(nil) = %v, want 0", got)

@@ -5,6 +5,7 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -543,12 +544,15 @@ func appendLoad(ctx context.Context, n *replog.Node, size, writers int, d time.D
 	return all, int(errs.Load()), elapsed
 }
 
-// quantileMs returns the q-quantile of the sorted durations, in ms.
+// quantileMs returns the q-quantile of the sorted durations by the
+// nearest-rank method (the smallest value with at least q of them at or
+// below it), in ms.
 func quantileMs(sorted []time.Duration, q float64) float64 {
 	if len(sorted) == 0 {
 		return 0
 	}
-	i := min(len(sorted)-1, int(q*float64(len(sorted))))
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	i = max(0, min(len(sorted)-1, i))
 	return float64(sorted[i]) / float64(time.Millisecond)
 }
 
