@@ -377,6 +377,15 @@ func runRegent(t *testing.T, c *localCluster, args ...string) (int, string, stri
 	return code, out.String(), errOut.String()
 }
 
+// statusOut runs "regent status" on m's host (its configuration: its work
+// dir and its API address) and returns what it printed.
+func statusOut(t *testing.T, c *localCluster, m *localMaster) string {
+	t.Helper()
+	cmd := exec.Command(c.Binary, "status", "-config", m.Config)
+	out, _ := cmd.Output() // exit 3 while the local supervisor is not running
+	return string(out)
+}
+
 // replogStatus reads m's /replog/status.
 func replogStatus(t *testing.T, m *localMaster) (statusJSON, bool) {
 	t.Helper()
@@ -1030,15 +1039,56 @@ func TestOpsOnlineMembers(t *testing.T) {
 	if err := c.Reconfigure(nm, 2, peerAddrs(leader, stay, nm)); err != nil {
 		t.Fatal(err)
 	}
+	// The operator runs "regent members add -wait" and watches "regent
+	// status" on the new host; the new master starts a moment later.
+	addCmd := exec.Command(c.Binary, "members", "add", "-address", stay.APIURL(), "-wait", "90s", nm.PeerAddr())
+	var addOut, addErr bytes.Buffer
+	addCmd.Stdout, addCmd.Stderr = &addOut, &addErr
+	if err := addCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	note := func(out string) string {
+		for line := range strings.Lines(out) {
+			if !strings.Contains(line, nm.PeerAddr()+" ") {
+				continue
+			}
+			for _, st := range []string{"listed (not connected)", "listed (connected, joining)", "non-voter (catching up)",
+				"non-voter (caught up, promotion next)", "voter"} {
+				if strings.HasSuffix(strings.TrimSpace(line), st) {
+					if len(seen) == 0 || seen[len(seen)-1] != st {
+						seen = append(seen, st)
+					}
+					return st
+				}
+			}
+		}
+		return ""
+	}
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end) && note(statusOut(t, c, leader)) == ""; time.Sleep(50 * time.Millisecond) {
+	}
 	if err := c.Start(nm); err != nil {
 		t.Fatal(err)
 	}
-	code, out, _ = runRegent(t, c, "members", "add", "-address", stay.APIURL(), "-wait", "90s", nm.PeerAddr())
-	if code != 0 || !strings.Contains(out, "done: a voter") {
-		t.Fatalf("members add = %d:\n%s", code, out)
+	for end := time.Now().Add(90 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if note(statusOut(t, c, nm)) == "voter" {
+			break
+		}
 	}
-	if !strings.Contains(out, "listed") && !strings.Contains(out, "non-voter") {
-		t.Errorf("members add -wait showed no step before the promotion:\n%s", out)
+	t.Logf("regent status showed the new master as: %s", strings.Join(seen, " -> "))
+	if len(seen) < 2 || seen[0] != "listed (not connected)" || seen[len(seen)-1] != "voter" {
+		t.Errorf("regent status showed %q, want it listed first and a voter last", seen)
+	}
+	if err := addCmd.Wait(); err != nil || !strings.Contains(addOut.String(), "done: a voter") {
+		t.Fatalf("regent members add -wait: %v\n%s%s", err, addOut.String(), addErr.String())
+	}
+	t.Logf("$ regent members add -address %s -wait 90s %s\n%s", stay.APIURL(), nm.PeerAddr(), addOut.String())
+	if !strings.Contains(addOut.String(), "listed") && !strings.Contains(addOut.String(), "non-voter") {
+		t.Errorf("members add -wait showed no step before the promotion:\n%s", addOut.String())
+	}
+	// Adding it again is refused: it is listed already.
+	if code, _, errOut := runRegent(t, c, "members", "add", "-address", leader.APIURL(), nm.PeerAddr()); code != 1 || !strings.Contains(errOut, "already in the masters list") {
+		t.Errorf("a second members add = %d %q, want a refusal", code, errOut)
 	}
 	load.WaitAcks(5, 30*time.Second, "writes after the addition")
 	final := []*localMaster{leader, stay, nm}
