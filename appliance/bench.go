@@ -41,6 +41,9 @@ func cmdBench(ctx context.Context, e *Env, args []string) int {
 	dir := fs.String("dir", "", "directory for the local cluster (default: a new temporary directory, removed at exit)")
 	quiet := fs.Bool("quiet", true, "do not relay the local masters' logs")
 	if code, ok := e.parseFlags(fs, args); !ok {
+		if code == ExitOK { // help was printed
+			fmt.Fprintf(e.Stdout, "\nSee also 'regent bench failover -h': time the failover after a kill -9 of the leader.\n")
+		}
 		return code
 	}
 	if code, ok := e.noArgs(fs); !ok {

@@ -72,7 +72,7 @@ func TestLogCommandsHelp(t *testing.T) {
 		{[]string{"log", "bench", "-h"}, []string{"Usage: regent log bench [flags]", "-replicas", "-writers", "-catchup", "-json", "-cpuprofile"}},
 		{[]string{"log", "inspect", "-h"}, []string{"Usage: regent log inspect [flags]", "-work_dir", "-json"}},
 		{[]string{"log", "initialize", "-h"}, []string{"Usage: regent log initialize [flags]", "-work_dir"}},
-		{[]string{"bench", "-h"}, []string{"Usage: regent bench [flags]", "-clients", "-address", "-duration"}},
+		{[]string{"bench", "-h"}, []string{"Usage: regent bench [flags]", "-clients", "-address", "-duration", "regent bench failover -h"}},
 		{[]string{"bench", "failover", "-h"}, []string{"Usage: regent bench failover [flags]", "-trials"}},
 	}
 	for _, tt := range tests {
