@@ -30,4 +30,8 @@ type Peer struct {
 	ID        paxos.ReplicaID // learnt in the handshake; 0 if not yet
 	Addr      string          // peer address (host:port) from the configuration
 	Connected bool            // a stream is up
+	// Refusal is the last handshake refusal since the stream was last up,
+	// in words an operator can act on ("refused by peer: …" when the peer
+	// refused this replica); empty if none.
+	Refusal string
 }

@@ -1,6 +1,8 @@
 package peer
 
 import (
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -43,5 +45,32 @@ func TestAddPeerDialsAtRuntime(t *testing.T) {
 	}
 	if err := b.tr.AddPeer(""); err == nil {
 		t.Error("AddPeer(\"\") succeeded, want an error")
+	}
+}
+
+// TestPeersReportRefusal checks that a refused dialer sees the listener's
+// reason in Peers until the stream comes up.
+func TestPeersReportRefusal(t *testing.T) {
+	t.Parallel()
+	lb := listen(t)
+	var refuse atomic.Bool
+	refuse.Store(true)
+	b := startNode(t, 2, 1, lb, nil, func(c *Config) {
+		c.Allow = func(paxos.ClusterID, paxos.ReplicaID, string) error {
+			if refuse.Load() {
+				return errNotMember
+			}
+			return nil
+		}
+	})
+	a := startNode(t, 1, 1, listen(t), []string{b.addr})
+	waitFor(t, a.tr, "a refusal", func() bool { return a.tr.Peers()[0].Refusal != "" })
+	if got := a.tr.Peers()[0].Refusal; !strings.HasPrefix(got, "refused by peer: ") || !strings.Contains(got, errNotMember.Error()) {
+		t.Errorf("Refusal = %q, want the listener's reason", got)
+	}
+	refuse.Store(false)
+	waitFor(t, a.tr, "the stream", func() bool { return a.tr.Peers()[0].Connected })
+	if got := a.tr.Peers()[0].Refusal; got != "" {
+		t.Errorf("Refusal once connected = %q, want none", got)
 	}
 }

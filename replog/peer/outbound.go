@@ -30,8 +30,9 @@ type peerConn struct {
 	addr string
 	cc   *grpc.ClientConn
 
-	id        atomic.Uint64 // the ReplicaID announced in the last welcome
-	connected atomic.Bool   // the stream is up and the handshake done
+	id        atomic.Uint64          // the ReplicaID announced in the last welcome
+	connected atomic.Bool            // the stream is up and the handshake done
+	refusal   atomic.Pointer[string] // the last handshake refusal since the stream was last up; nil if none
 
 	mu     sync.Mutex
 	queue  [][]byte      // encoded messages waiting, oldest first
@@ -142,6 +143,8 @@ func (p *peerConn) run(ctx context.Context) {
 		switch {
 		case errors.As(err, &ref):
 			p.t.metrics.refusals.WithLabelValues(refusedBySelf).Inc()
+			r := "refused: " + ref.reason
+			p.refusal.Store(&r)
 			if ref.reason != p.lastRefusal {
 				p.lastRefusal = ref.reason
 				log.Error("refused peer", "reason", ref.reason)
@@ -149,6 +152,8 @@ func (p *peerConn) run(ctx context.Context) {
 		case isRefusal(err):
 			reason := status.Convert(err).Message()
 			p.t.metrics.refusals.WithLabelValues(refusedByPeer).Inc()
+			r := "refused by peer: " + reason
+			p.refusal.Store(&r)
 			if reason != p.lastRefusal {
 				p.lastRefusal = reason
 				log.Error("refused by peer", "reason", reason)
@@ -205,6 +210,9 @@ func backoffDelay(initial, maxWait time.Duration, n int) time.Duration {
 }
 
 func (p *peerConn) setConnected(up bool) {
+	if up {
+		p.refusal.Store(nil)
+	}
 	if p.connected.Swap(up) != up {
 		if up {
 			p.connGauge.Set(1)

@@ -263,13 +263,16 @@ func (t *Transport) peerByID(id paxos.ReplicaID) *peerConn {
 }
 
 // Peers reports every configured peer: its address, the ReplicaID it
-// announced in its last handshake (0 before the first) and whether its
-// outgoing stream is up. Safe for concurrent use.
+// announced in its last handshake (0 before the first), whether its
+// outgoing stream is up, and the last handshake refusal since it was up. Safe for concurrent use.
 func (t *Transport) Peers() []replog.Peer {
 	peers := t.peerList()
 	out := make([]replog.Peer, len(peers))
 	for i, p := range peers {
 		out[i] = replog.Peer{ID: paxos.ReplicaID(p.id.Load()), Addr: p.addr, Connected: p.connected.Load()}
+		if r := p.refusal.Load(); r != nil {
+			out[i].Refusal = *r
+		}
 	}
 	return out
 }
