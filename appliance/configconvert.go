@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -89,26 +90,33 @@ func (c *Config) ReplogConfig() replog.Config {
 	return rc
 }
 
-// PeerAddr is the peer address this master tells the others (host:port):
-// advertise_peer, else the advertised IP (or ip, when it is not unspecified)
-// with peer_port. It is "" when nothing says which address reaches this host
-// (ip 0.0.0.0 and no advertise_ip or advertise_peer); the wiring then uses
-// the entry of masters that is a local address.
+// PeerAddr is the peer address this master tells the others (host:port).
+// advertise_peer wins. Otherwise the candidates are the advertised IP and
+// ip (when it is not unspecified), each with peer_port; with a masters list,
+// the first candidate that is in the list (the whitelist names every master,
+// so this master's address is one of its entries), or "" when none is: the
+// wiring then picks the entry that is a local address. advertise_ip alone
+// does not move the peer address off the masters list, since it may name an
+// API-only front (a forwarder, NAT).
 func (c *Config) PeerAddr() string {
 	m := &c.Master
 	if m.AdvertisePeer != "" {
 		return m.AdvertisePeer
 	}
-	host := m.AdvertiseIP
-	if host == "" {
-		if a, err := netip.ParseAddr(m.IP); err == nil && !a.IsUnspecified() {
-			host = m.IP
+	port := strconv.Itoa(m.PeerPort)
+	var candidates []string
+	if m.AdvertiseIP != "" {
+		candidates = append(candidates, net.JoinHostPort(m.AdvertiseIP, port))
+	}
+	if a, err := netip.ParseAddr(m.IP); err == nil && !a.IsUnspecified() {
+		candidates = append(candidates, net.JoinHostPort(m.IP, port))
+	}
+	for _, cand := range candidates {
+		if len(m.Masters) == 0 || slices.Contains(m.Masters, cand) {
+			return cand
 		}
 	}
-	if host == "" {
-		return ""
-	}
-	return net.JoinHostPort(host, strconv.Itoa(m.PeerPort))
+	return ""
 }
 
 // Flags returns the effective settings as Mesos-style flags (name → value),

@@ -101,6 +101,22 @@ func TestReplogConfig(t *testing.T) {
 			c.Master.AdvertisePeer = "m3.example:5051"
 			c.Master.Masters = []string{"m1.example:5051", "m2.example:5051", "m3.example:5051"}
 		}, replog.Config{Addr: "m3.example:5051", Masters: []string{"m1.example:5051", "m2.example:5051", "m3.example:5051"}, Quorum: 2, AutoInitialize: true}},
+		{"advertise_ip names an API front, not a master", func(c *Config) {
+			c.Master.Quorum = 2
+			c.Master.IP = "127.0.0.1"
+			c.Master.AdvertiseIP = "127.0.0.2"
+			c.Master.Masters = []string{"127.0.0.1:5051", "127.0.0.3:5051"}
+		}, replog.Config{Addr: "127.0.0.1:5051", Masters: []string{"127.0.0.1:5051", "127.0.0.3:5051"}, Quorum: 2, AutoInitialize: true}},
+		{"advertise_ip in masters", func(c *Config) {
+			c.Master.Quorum = 2
+			c.Master.AdvertiseIP = "10.0.0.3"
+			c.Master.Masters = []string{"10.0.0.1:5051", "10.0.0.3:5051"}
+		}, replog.Config{Addr: "10.0.0.3:5051", Masters: []string{"10.0.0.1:5051", "10.0.0.3:5051"}, Quorum: 2, AutoInitialize: true}},
+		{"advertise_ip outside masters on every interface", func(c *Config) {
+			c.Master.Quorum = 2
+			c.Master.AdvertiseIP = "192.0.2.1"
+			c.Master.Masters = []string{"10.0.0.1:5051", "10.0.0.3:5051"}
+		}, replog.Config{Addr: "", Masters: []string{"10.0.0.1:5051", "10.0.0.3:5051"}, Quorum: 2, AutoInitialize: true}},
 		{"unknown address on every interface", func(c *Config) {
 			c.Master.Quorum = 2
 			c.Master.Masters = []string{"10.0.0.1:5051", "10.0.0.2:5051"}
