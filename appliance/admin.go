@@ -67,6 +67,8 @@ type memberJSON struct {
 	Self      bool   `json:"self"`   // the master that answered
 	Leader    bool   `json:"leader"` // the coordinator
 	Connected bool   `json:"connected"`
+	// Refusal is the last handshake refusal on the way to it, if any.
+	Refusal string `json:"refusal,omitempty"`
 	// Status, LearnedTo, Lag and HeardMS are known on the leader (and for
 	// self) only.
 	Status    string  `json:"status,omitempty"`
@@ -141,7 +143,7 @@ func roleName(r paxos.Role) string {
 func toMemberJSON(m replog.MemberStatus) memberJSON {
 	j := memberJSON{
 		Replica: uint64(m.ID), Address: m.Addr, Member: m.Member, Voter: m.Voter, Listed: m.Listed,
-		Self: m.Self, Leader: m.Leader, Connected: m.Connected,
+		Self: m.Self, Leader: m.Leader, Connected: m.Connected, Refusal: m.Refusal,
 	}
 	if m.Known {
 		lt, lag := uint64(m.LearnedTo), m.Lag
@@ -170,6 +172,10 @@ func memberState(m replog.MemberStatus) string {
 		return "non-voter (catching up)"
 	case m.Self:
 		return "not a member"
+	case strings.HasPrefix(m.Refusal, "refused by peer"):
+		return "listed (refuses this master)"
+	case m.Refusal != "":
+		return "listed (refused)"
 	case m.Connected && m.ID != 0:
 		return "listed (connected, joining)"
 	case m.Connected:

@@ -244,3 +244,16 @@ func TestWriteClusterView(t *testing.T) {
 		})
 	}
 }
+
+func TestTidyRefusal(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"refused by peer: receive welcome: rpc error: code = PermissionDenied desc = replica 4 is refused: not listed", "refused by peer: replica 4 is refused: not listed"},
+		{"refused: another cluster", "refused: another cluster"},
+		{"odd", "odd"},
+	} {
+		if got := tidyRefusal(tc.in); got != tc.want {
+			t.Errorf("tidyRefusal(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

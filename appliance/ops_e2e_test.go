@@ -881,6 +881,19 @@ func TestOpsWhitelist(t *testing.T) {
 		for _, m := range newMs {
 			waitLogs(t, m, 30*time.Second, "refused by peer", "not in the masters list", "regent members add")
 		}
+		// regent status on the early master reports the refusal and what
+		// to do.
+		var out string
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			if out = statusOut(t, c, newMs[0]); strings.Contains(out, "refuses this master") {
+				break
+			}
+		}
+		for _, want := range []string{"EMPTY", "listed (refuses this master)", "refused by peer: replica", "is not in the masters list", "regent members add"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("regent status on the early master lacks %q:\n%s", want, out)
+			}
+		}
 		load.WaitAcks(5, 30*time.Second, "writes with the early masters refused")
 		for _, m := range newMs {
 			st, ok := replogStatus(t, m)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -103,6 +104,11 @@ func writeClusterView(w io.Writer, addr string, v clusterView) {
 		fmt.Fprintf(w, "  members (this master's view; %s):\n", v.Error)
 	}
 	writeMembers(&indentWriter{w: w, prefix: "    "}, members)
+	for _, m := range st.Members {
+		if m.Refusal != "" {
+			fmt.Fprintf(w, "  %s %s\n", m.Address, tidyRefusal(m.Refusal))
+		}
+	}
 }
 
 // indentWriter prefixes every line written through it.
@@ -126,4 +132,18 @@ func (iw *indentWriter) Write(p []byte) (int, error) {
 		iw.mid = b != '\n'
 	}
 	return len(p), nil
+}
+
+// tidyRefusal drops the transport's wrapping ("receive welcome: rpc error:
+// code = PermissionDenied desc = ") from a refusal, keeping who refused and
+// the reason.
+func tidyRefusal(r string) string {
+	head, rest, ok := strings.Cut(r, ": ")
+	if !ok {
+		return r
+	}
+	if _, reason, ok := strings.Cut(rest, "desc = "); ok {
+		return head + ": " + reason
+	}
+	return r
 }

@@ -57,8 +57,11 @@ type MemberStatus struct {
 	// Heard is how long ago the coordinator last heard from it; zero when
 	// unknown.
 	Heard time.Duration
-	// Connected reports whether this node's transport has a stream to it.
+	// Connected reports whether this node's transport has a stream to it;
+	// Refusal is the last handshake refusal on the way there, if any (e.g.
+	// "refused by peer: … is not in the masters list …").
 	Connected bool
+	Refusal   string
 	// Known reports whether Status, LearnedTo, Lag and Heard are known.
 	Known bool
 }
@@ -277,6 +280,12 @@ func (n *Node) members(cs paxos.CoreStatus, prog []paxos.Progress, peers []Peer)
 			return p.Connected && ((id != 0 && p.ID == id) || (id == 0 && p.Addr == addr))
 		})
 	}
+	refusal := func(addr string) string {
+		if i := slices.IndexFunc(peers, func(p Peer) bool { return p.Addr == addr && !p.Connected }); i >= 0 {
+			return peers[i].Refusal
+		}
+		return ""
+	}
 	var out []MemberStatus
 	for _, m := range cs.Membership.Members {
 		ms := MemberStatus{
@@ -285,6 +294,9 @@ func (n *Node) members(cs paxos.CoreStatus, prog []paxos.Progress, peers []Peer)
 			Self:      m.ID == n.id,
 			Leader:    m.ID == cs.Leader,
 			Connected: m.ID == n.id || connected(m.ID, ""),
+		}
+		if !ms.Connected {
+			ms.Refusal = refusal(m.Addr)
 		}
 		n.fillProgress(&ms, cs, prog)
 		out = append(out, ms)
@@ -299,6 +311,9 @@ func (n *Node) members(cs paxos.CoreStatus, prog []paxos.Progress, peers []Peer)
 			continue
 		}
 		ms := MemberStatus{Addr: a, Listed: true, Connected: connected(0, a)}
+		if !ms.Connected {
+			ms.Refusal = refusal(a)
+		}
 		if i := slices.IndexFunc(peers, func(p Peer) bool { return p.Addr == a }); i >= 0 {
 			ms.ID = peers[i].ID
 		}
