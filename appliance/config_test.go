@@ -297,7 +297,7 @@ master {
 }
 `})
 	code, stdout, stderr := runCLI(t, nil, "config", "show", "-config", dir,
-		"--quorum=2", "-masters", "a:1, b:1,c:1", "--work_dir=/flag", "-port=7000", "--port", "7001",
+		"--quorum=2", "-masters", "a:1, h.example:6001,c:1", "--work_dir=/flag", "-port=7000", "--port", "7001",
 		"--log_auto_initialize=false", "--registry_store_timeout=5s", "--registry_fetch_timeout", "2m",
 		"--cluster=flag", "-log-level=debug", "--advertise_ip=10.1.1.1", "--advertise_port=80",
 		"--hostname=h.example", "--peer_port=6001", "--advertise_peer=h.example:6001", "--log_json")
@@ -315,7 +315,7 @@ master {
 	want.LogJSON = true
 	want.Master = MasterConfig{
 		Quorum:               2,
-		Masters:              []string{"a:1", "b:1", "c:1"},
+		Masters:              []string{"a:1", "h.example:6001", "c:1"},
 		IP:                   "10.0.0.9",
 		Port:                 7001,
 		PeerPort:             6001,

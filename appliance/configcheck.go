@@ -92,6 +92,9 @@ func (c *Config) check() hcl.Diagnostics {
 		if err := checkHostPort(m.AdvertisePeer); err != nil {
 			add(c.problem("master.advertise_peer", "Invalid peer address",
 				fmt.Sprintf("%q: %v; write host:port.", m.AdvertisePeer, err)))
+		} else if len(m.Masters) > 0 && !slices.Contains(m.Masters, m.AdvertisePeer) {
+			add(c.problem("master.advertise_peer", "Peer address not among the masters",
+				fmt.Sprintf("%q is not in masters: the others accept only the replicas the masters list names. Write this master's entry of the list.", m.AdvertisePeer)))
 		}
 	}
 	for _, p := range []struct {
