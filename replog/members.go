@@ -140,6 +140,7 @@ func (n *Node) addMaster(addr string) error {
 	}
 	next := append(slices.Clone(masters), addr)
 	n.masters.Store(&next)
+	delete(n.evict, addr)
 	n.log.Info("master added to the whitelist at runtime", "peer", addr, "masters", strings.Join(next, ","))
 	if d, ok := n.tr.(Dialer); ok {
 		if err := d.AddPeer(addr); err != nil {
@@ -198,6 +199,10 @@ func (n *Node) removeMaster(target string) (string, error) {
 	}
 	next := slices.DeleteFunc(slices.Clone(masters), func(a string) bool { return a == m.Addr })
 	n.masters.Store(&next)
+	if n.evict == nil {
+		n.evict = map[string]bool{}
+	}
+	n.evict[m.Addr] = true
 	n.log.Info("master removed from the whitelist at runtime", "replica", m.ID, "peer", m.Addr, "masters", strings.Join(next, ","))
 	return m.Addr, nil
 }

@@ -138,5 +138,25 @@ func TestNodeOnlineReconfiguration(t *testing.T) {
 			want[p] = d
 		}
 		checkEntries(t, newAddr, readAll(ctx, t, nn, 0, len(want)), want)
+
+		// The leader fails before the operator updated the files: the next
+		// coordinator's list still names 10.0.0.3 and not 10.0.0.4. It
+		// keeps the connected member added at runtime, does not bring back
+		// the removed one (stopped), and its quorum counts the new member.
+		c.stop(leaderAddr)
+		next := c.member(c.masters[1]).node
+		c.elect(ctx, c.masters[1])
+		time.Sleep(2 * time.Second) // fake time: many reconcile periods
+		ms = waitMembers(ctx, t, next, "after failover", func(ms []replog.MemberStatus) bool {
+			m, ok := memberAt(ms, newAddr)
+			return ok && m.Voter
+		})
+		if m, ok := memberAt(ms, c.masters[2]); ok && m.Member {
+			t.Errorf("the removed master is a member again after failover: %+v", m)
+		}
+		if got := next.Status(); got.Voters != 3 || got.Reachable != 2 {
+			t.Errorf("after failover: %d voters, %d reachable; want 3 and 2 (the old leader is down)", got.Voters, got.Reachable)
+		}
+		appendMany(ctx, t, next, 1, 3, "after-failover")
 	})
 }

@@ -74,9 +74,11 @@ type Status struct {
 // entries and advances, in that order.
 //
 // Membership policy: while coordinating, the node compares the log's
-// membership with Config.Masters every ReconcileTicks and proposes one change
-// at a time: a member whose address is no longer listed, or whose address a
-// different replica now answers on (a wiped replica), is removed; a listed
+// membership with Config.Masters (or the list set at runtime, members.go)
+// every ReconcileTicks and proposes one change at a time: a member whose
+// address is no longer listed and that is not connected (or that an operator
+// removed at runtime), or whose address a different replica now answers on
+// (a wiped replica), is removed; a listed
 // peer not in the membership is added as a non-voter; a non-voter is
 // promoted once it has caught up. Peers not listed are refused at the
 // transport's handshake by [Node.Allow].
@@ -115,6 +117,9 @@ type Node struct {
 	elect      *electWaiter
 	ticks      uint64
 	lastChange string
+	// evict holds the addresses removed at runtime (RemoveMaster): their
+	// members are removed even while connected (members.go).
+	evict map[string]bool
 
 	mu          sync.Mutex // guards what follows
 	status      Status
@@ -643,7 +648,12 @@ func (n *Node) nextChange(cs paxos.CoreStatus, peers []Peer) (paxos.MembershipCh
 		if m.ID == n.id {
 			continue
 		}
-		if !slices.Contains(masters, m.Addr) {
+		// An unlisted member is removed once it is gone (stopped for good,
+		// as the guide's procedures require), or at once when an operator
+		// removed it at runtime. A connected, healthy member that only this
+		// coordinator's list lacks (a master added at runtime on an earlier
+		// coordinator, before the files were updated) stays.
+		if !slices.Contains(masters, m.Addr) && (byAddr[m.Addr] != m.ID || n.evict[m.Addr]) {
 			return paxos.MembershipChange{Type: paxos.Remove, ID: m.ID}, true
 		}
 		if now, ok := byAddr[m.Addr]; ok && now != m.ID {
