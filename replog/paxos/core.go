@@ -47,6 +47,9 @@ type Core struct {
 
 	hs      HardState
 	hsDirty bool
+	// mustSync: the pending batch holds something a message of the batch or
+	// a later decision relies on (see Ready.MustSync and the package doc).
+	mustSync bool
 
 	next      Position            // one past the highest stored position
 	learnedTo Position            // every position below it is learned or truncated
@@ -119,13 +122,13 @@ func New(cfg Config, st Storage) (*Core, error) {
 	switch {
 	case hs.Replica == 0:
 		hs = HardState{Replica: cfg.Replica, Status: StatusEmpty}
-		c.hsDirty = true
+		c.hsDirty, c.mustSync = true, true
 	case hs.Replica != cfg.Replica:
 		return nil, fmt.Errorf("new core: store belongs to replica %d, not %d", hs.Replica, cfg.Replica)
 	}
 	if hs.Status == 0 {
 		hs.Status = StatusEmpty
-		c.hsDirty = true
+		c.hsDirty, c.mustSync = true, true
 	}
 	c.hs = hs
 	c.hs.Membership = hs.Membership.clone()
@@ -336,7 +339,9 @@ func (c *Core) getAction(p Position) (Action, bool, error) {
 	return a, ok, nil
 }
 
-// putAction queues a to be persisted in the next Ready.
+// putAction queues a to be persisted in the next Ready. A caller that stores
+// a vote (an accept or a promise) also sets mustSync; a learned mark alone
+// does not need it.
 func (c *Core) putAction(a Action) {
 	c.unstable[a.Position] = unstableAction{a: a, seq: c.seq}
 	if i, ok := c.pendIdx[a.Position]; ok {
@@ -355,7 +360,7 @@ func (c *Core) setStatus(s Status) {
 	}
 	c.events = append(c.events, StatusChanged{From: c.hs.Status, To: s})
 	c.hs.Status = s
-	c.hsDirty = true
+	c.hsDirty, c.mustSync = true, true
 }
 
 // learn stores a as learned, unless its position is truncated or already
@@ -491,7 +496,7 @@ func (c *Core) setBaseConfig(m Membership, at Position) {
 	c.hs.Cluster = m.Cluster
 	c.hs.Membership = m.clone()
 	c.hs.ConfigAt = at
-	c.hsDirty = true
+	c.hsDirty, c.mustSync = true, true
 	if at >= c.cfgUnknownTo {
 		c.cfgUnknown = false
 	}
@@ -511,7 +516,8 @@ func (c *Core) pruneConfigs() {
 }
 
 // truncate moves Begin to b: every position below b is treated as learned
-// and deleted from storage.
+// and deleted from storage. It does not set mustSync: a truncation only
+// forgets learned positions, and losing it on a crash brings them back.
 func (c *Core) truncate(b Position) {
 	if b <= c.hs.Begin {
 		return
@@ -588,8 +594,9 @@ func (c *Core) HasReady() bool {
 // messages, publishes its learned actions and then calls Advance with it.
 func (c *Core) Ready() Ready {
 	c.w.flush(c)
-	rd := Ready{seq: c.seq}
+	rd := Ready{seq: c.seq, MustSync: c.mustSync}
 	c.seq++
+	c.mustSync = false
 	if c.hsDirty {
 		hs := c.hs
 		hs.Membership = c.hs.Membership.clone()

@@ -24,7 +24,9 @@
 //     ChangeMembership other than this package's sentinels is a storage
 //     error, and fatal.
 //  2. While [Core.HasReady], take [Core.Ready] and persist its HardState,
-//     Actions and TruncateBelow as one atomic batch, and sync it.
+//     Actions and TruncateBelow as one atomic batch, and sync it if
+//     Ready.MustSync. Saves must stay in order: a synced save makes every
+//     earlier save durable too (a write-ahead log does this).
 //  3. Only then send Ready.Messages (To == 0 means every peer).
 //  4. Publish Ready.Learned to the application, in order.
 //  5. Call [Core.Advance] with the batch.
@@ -33,6 +35,52 @@
 // message never leaves before the promise or acceptance it reports is
 // durable. Messages to self are handled inside the core, and the local vote
 // is persisted in the same batch as the messages that go out.
+//
+// # Which batches must be synced
+//
+// Ready.MustSync is true when the batch holds anything a message of the
+// batch, or a later decision, relies on: a raised implicit promise, an
+// explicit promise stored at a position, an accepted write, a status,
+// cluster, membership or identity change in HardState — and so every local
+// vote the core counts toward a quorum, since the local replica's promise or
+// accept is stored in the batch that counts it. With a quorum of one the
+// coordinator's accept and the learned mark it leads to land in one batch;
+// the accept makes that batch MustSync, so the entry is durable before it is
+// published (publishing is the client's acknowledgement). MustSync is false
+// for a batch that only records learned marks (of values whose local accept
+// an earlier synced batch holds, learned broadcasts, catch-up, fill answers
+// that report a learned value), moves Begin and deletes truncated positions.
+// With one writer on three replicas this saves the coordinator's third sync:
+// its accept (synced) goes out with the write, a follower syncs its accept
+// and answers, and the learned mark that follows is saved without a sync.
+//
+// Why it is safe. (1) A learned mark is derived knowledge: a position is
+// learned only once a quorum of the membership in force there has durably
+// accepted the value (every accept and promise is MustSync, and saves stay
+// in order, so an answer never leaves before the vote it reports is on
+// disk, and the coordinator's own vote is in a batch synced before its
+// writes leave or its learned mark is published). The value is then chosen
+// whatever happens to any one replica's learned mark. (2) Losing unsynced
+// learned marks and truncations in a crash restores an earlier state of the
+// same replica — with in-order saves, the state after some batch at least
+// as new as the last synced one — and every message the replica sent from
+// the lost batches reported only chosen values (learned broadcasts,
+// catch-up and fill answers) or facts true in the restored state (a write
+// to a learned position is acknowledged only because the value written is
+// the one chosen there; the promises in any answer are synced). (3) A
+// replica that forgets a learned mark re-learns it: the accept under it is
+// still on disk, so the next coordinator's fill, which meets every quorum
+// that chose a value, writes the same value again; learned broadcasts are
+// retransmitted with heartbeats reporting a higher learned position, which
+// start catch-up. (4) Whatever depends on learned marks and must outlive a
+// crash is itself MustSync and, by the in-order rule, makes every learned
+// mark before it durable: VOTING after recovery (it promises that the
+// replica has learned everything a quorum reported, so that it may vote),
+// a learned membership in HardState, the identity and status. A truncation
+// (Begin in HardState) is the exception: losing it only brings back
+// learned positions. The seeded simulator checks this: a crash keeps the
+// synced batches and a random prefix of the unsynced ones, and the first
+// time a value is learned anywhere a quorum must hold its accept durably.
 //
 // # Replica rules
 //

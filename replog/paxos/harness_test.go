@@ -9,13 +9,24 @@ import (
 	"strings"
 )
 
-// memStore is a crashable in-memory Storage: it keeps only what was synced.
-// A batch saved without sync is lost by crash.
+// memStore is a crashable in-memory Storage. hs and acts are what was saved
+// (what reads see); the durable image holds only what was synced, as a disk
+// does, and saves stay in order: a sync makes every earlier save durable. A
+// crash keeps the durable image plus a prefix of the unsynced saves (a disk
+// may have written some of them).
 type memStore struct {
 	hs      HardState
 	hsSet   bool
 	acts    map[Position]Action
-	pending []Ready // saved but not synced
+	dur     *memImage // nil: equal to hs and acts (nothing saved since the last sync)
+	pending []Ready   // saved but not synced, oldest first
+}
+
+// memImage is the durable state of a memStore.
+type memImage struct {
+	hs    HardState
+	hsSet bool
+	acts  map[Position]Action
 }
 
 func newMemStore() *memStore { return &memStore{acts: map[Position]Action{}} }
@@ -61,32 +72,88 @@ func (s *memStore) LastPosition() (Position, bool, error) {
 	return slices.Max(slices.Collect(maps.Keys(s.acts))), true, nil
 }
 
-// save stages rd's durable part; sync makes every staged batch durable.
-func (s *memStore) save(rd Ready) { s.pending = append(s.pending, rd) }
-
-func (s *memStore) sync() {
-	for _, rd := range s.pending {
-		if rd.HardState != nil {
-			s.hs = *rd.HardState
-			s.hs.Membership = rd.HardState.Membership.clone()
-			s.hsSet = true
-		}
-		for _, a := range rd.Actions {
-			s.acts[a.Position] = a
-		}
-		if rd.TruncateBelow != 0 {
-			for p := range s.acts {
-				if p < rd.TruncateBelow {
-					delete(s.acts, p)
-				}
+// applyReady applies rd's durable part to a hard state and actions.
+func applyReady(hs *HardState, hsSet *bool, acts map[Position]Action, rd Ready) {
+	if rd.HardState != nil {
+		*hs = *rd.HardState
+		hs.Membership = rd.HardState.Membership.clone()
+		*hsSet = true
+	}
+	for _, a := range rd.Actions {
+		acts[a.Position] = a
+	}
+	if rd.TruncateBelow != 0 {
+		for p := range acts {
+			if p < rd.TruncateBelow {
+				delete(acts, p)
 			}
 		}
 	}
-	s.pending = nil
 }
 
-// crash drops everything not synced.
-func (s *memStore) crash() { s.pending = nil }
+// save applies rd's durable part, not yet synced.
+func (s *memStore) save(rd Ready) {
+	if s.dur == nil {
+		hs := s.hs
+		hs.Membership = s.hs.Membership.clone()
+		s.dur = &memImage{hs: hs, hsSet: s.hsSet, acts: maps.Clone(s.acts)}
+	}
+	applyReady(&s.hs, &s.hsSet, s.acts, rd)
+	s.pending = append(s.pending, rd)
+}
+
+// sync makes every saved batch durable and returns those it made durable.
+func (s *memStore) sync() []Ready { return s.keep(len(s.pending)) }
+
+// keep makes the first k unsynced batches durable and returns them.
+func (s *memStore) keep(k int) []Ready {
+	done := s.pending[:k]
+	for _, rd := range done {
+		applyReady(&s.dur.hs, &s.dur.hsSet, s.dur.acts, rd)
+	}
+	s.pending = s.pending[k:]
+	if len(s.pending) == 0 {
+		s.pending = nil
+	}
+	return done
+}
+
+// crash keeps the durable image and the first k unsynced batches (k is cut
+// to their number), drops the rest, and returns the batches it kept.
+func (s *memStore) crash(k int) []Ready {
+	if s.dur == nil {
+		return nil
+	}
+	kept := s.keep(min(k, len(s.pending)))
+	s.pending = nil
+	s.hs, s.hsSet, s.acts = s.dur.hs, s.dur.hsSet, maps.Clone(s.dur.acts)
+	s.hs.Membership = s.dur.hs.Membership.clone()
+	s.dur = nil
+	return kept
+}
+
+// durableState returns the hard state and the action at p a crash now would
+// keep (without unsynced saves).
+func (s *memStore) durableState(p Position) (HardState, Action, bool) {
+	if s.dur == nil {
+		a, ok := s.acts[p]
+		return s.hs, a, ok
+	}
+	a, ok := s.dur.acts[p]
+	return s.dur.hs, a, ok
+}
+
+// durable returns the actions a crash now would keep (without unsynced
+// saves), ascending.
+func (s *memStore) durable() []Action {
+	acts := s.acts
+	if s.dur != nil {
+		acts = s.dur.acts
+	}
+	out := slices.Collect(maps.Values(acts))
+	slices.SortFunc(out, func(a, b Action) int { return cmp.Compare(a.Position, b.Position) })
+	return out
+}
 
 // node is one replica in a test cluster.
 type node struct {
@@ -95,6 +162,9 @@ type node struct {
 	store *memStore
 	cfg   Config
 	down  bool
+	// batches and synced count the batches processed with durable parts,
+	// and those of them synced.
+	batches, synced int
 }
 
 // envelope is a message in flight.
@@ -118,6 +188,7 @@ type cluster struct {
 	wiped   map[ReplicaID]bool
 	configs []Position // chosen EntryConfig positions, ascending
 	noCheck bool       // benchmarks: skip the invariant checks
+	syncAll bool       // sync every batch, whatever Ready.MustSync says
 	onEvent func(n *node, e Event)
 	rng     *rand.Rand
 }
@@ -165,11 +236,28 @@ func (cl *cluster) start(n *node) {
 }
 
 // crash stops a node: its unsynced state and unsent messages are lost.
-func (cl *cluster) crash(id ReplicaID) {
+func (cl *cluster) crash(id ReplicaID) { cl.crashKeeping(id, 0) }
+
+// crashKeeping stops a node, keeping the first k of its unsynced saves (a
+// disk may have written some of them before the power went).
+func (cl *cluster) crashKeeping(id ReplicaID, k int) {
 	n := cl.nodes[id]
-	n.store.crash()
+	cl.recordDurable(n, n.store.crash(k))
 	n.down = true
 	n.core = nil
+}
+
+// recordDurable adds the votes of batches that became durable on n to the
+// history the invariant checks count acceptors from: an accept counts only
+// once it is on disk.
+func (cl *cluster) recordDurable(n *node, rds []Ready) {
+	for _, rd := range rds {
+		for _, a := range rd.Actions {
+			if !a.Performed.IsZero() || a.Learned {
+				cl.history[n.id][a.Position] = append(cl.history[n.id][a.Position], a)
+			}
+		}
+	}
 }
 
 // restart brings a crashed node back from its synced store.
@@ -190,13 +278,21 @@ func (cl *cluster) wipe(id, newID ReplicaID) *node {
 	return cl.add(newID)
 }
 
-// process runs the node's Ready loop: persist and sync, check, send,
-// publish, advance.
+// process runs the node's Ready loop: persist, sync if the batch must be,
+// check, send, publish, advance.
 func (cl *cluster) process(n *node) {
 	for n.core != nil && n.core.HasReady() {
 		rd := n.core.Ready()
 		n.store.save(rd)
-		n.store.sync()
+		if rd.MustSync || cl.syncAll {
+			cl.recordDurable(n, n.store.sync())
+		}
+		if rd.HardState != nil || len(rd.Actions) > 0 || rd.TruncateBelow != 0 {
+			n.batches++
+			if rd.MustSync {
+				n.synced++
+			}
+		}
 		cl.check(n, rd)
 		for _, m := range rd.Messages {
 			cl.checkOutgoing(n, m)
@@ -228,9 +324,6 @@ func (cl *cluster) check(n *node, rd Ready) {
 		return
 	}
 	for _, a := range rd.Actions {
-		if !a.Performed.IsZero() || a.Learned {
-			cl.history[n.id][a.Position] = append(cl.history[n.id][a.Position], a)
-		}
 		if a.Learned {
 			cl.checkLearned(n, a)
 		}
@@ -245,7 +338,7 @@ func (cl *cluster) check(n *node, rd Ready) {
 
 // checkLearned: no position is learned with two values anywhere, ever; the
 // first time a position is learned, a quorum of the membership in force
-// there must have accepted that value at that proposal.
+// there must hold durably (synced) an accept of that value at that proposal.
 func (cl *cluster) checkLearned(n *node, a Action) {
 	prev, ok := cl.chosen[a.Position]
 	if ok {
@@ -286,12 +379,61 @@ func (cl *cluster) configFor(p Position) Membership {
 	return *cl.chosen[cl.configs[i-1]].Entry.Config
 }
 
-// checkOutgoing: a replica that is not VOTING never accepts.
+// checkOutgoing: a replica that is not VOTING never accepts; every vote a
+// message reports or relies on is durable when the message leaves.
 func (cl *cluster) checkOutgoing(n *node, m Message) {
 	switch m.Type {
 	case MsgPromiseResponse, MsgWriteResponse, MsgHeartbeatResponse:
 		if m.Result == ResultAccept && n.core.hs.Status != StatusVoting {
 			cl.fail("replica %d (status %v) accepted %v", n.id, n.core.hs.Status, m.Type)
+		}
+	}
+	if cl.noCheck {
+		return
+	}
+	hs, _, _ := n.store.durableState(0)
+	promised := func(what string) {
+		if hs.Promised.Less(m.Proposal) {
+			cl.fail("replica %d sent %s for proposal %v with only %v promised durably", n.id, what, m.Proposal, hs.Promised)
+		}
+	}
+	accepted := func(what string, from, to Position) {
+		for p := max(from, n.core.hs.Begin); p < to; p++ {
+			if cur, ok := n.store.acts[p]; ok && cur.Learned {
+				continue // a learned value is chosen: acknowledging it needs no vote
+			}
+			if _, a, ok := n.store.durableState(p); !ok || a.Performed != m.Proposal {
+				cl.fail("replica %d sent %s for position %d at proposal %v before its accept was durable (durable: %+v)", n.id, what, p, m.Proposal, a)
+			}
+		}
+	}
+	switch {
+	case m.Type == MsgPromiseRequest && m.Implicit:
+		promised("an implicit promise request (counting its own promise)")
+	case m.Type == MsgPromiseResponse && m.Result == ResultAccept && m.Implicit:
+		promised("an implicit promise")
+	case m.Type == MsgPromiseResponse && m.Result == ResultAccept:
+		for p := max(m.Position, n.core.hs.Begin); p < m.End; p++ {
+			if cur, ok := n.store.acts[p]; ok && cur.Learned {
+				continue
+			}
+			eff := hs.Promised
+			if _, a, ok := n.store.durableState(p); ok && eff.Less(a.Promised) {
+				eff = a.Promised
+			}
+			if eff.Less(m.Proposal) {
+				cl.fail("replica %d sent an explicit promise of %v at position %d with only %v promised durably", n.id, m.Proposal, p, eff)
+			}
+		}
+	case m.Type == MsgHeartbeatResponse && m.Result == ResultAccept:
+		promised("a heartbeat answer")
+	case m.Type == MsgWriteResponse && m.Result == ResultAccept:
+		promised("a write answer")
+		accepted("a write answer", m.Position, m.End)
+	case m.Type == MsgWriteRequest:
+		// The coordinator counts its own vote for what it sends.
+		for _, a := range m.Actions {
+			accepted("a write request", a.Position, a.Position+1)
 		}
 	}
 }
@@ -361,15 +503,36 @@ func (cl *cluster) printLog(id ReplicaID) string {
 	fmt.Fprintf(&b, "%d: %s %s begin=%d learned-to=%d end=%d promised=%d.%d members=%s\n", id, trimStatus(s.Status), trimRole(s.Role), s.Begin, s.LearnedTo, s.End, s.Promised.Round, s.Promised.Replica, formatMembers(s.Membership))
 	as, _ := n.store.Actions(0, s.End, 1<<30)
 	for _, a := range as {
-		state := "accepted"
-		if a.Learned {
-			state = "learned"
-		} else if a.Performed.IsZero() {
-			state = "promised"
-		}
-		fmt.Fprintf(&b, "  %d %s %s\n", a.Position, state, formatEntry(a.Entry))
+		fmt.Fprintf(&b, "  %d %s %s\n", a.Position, actionState(a), formatEntry(a.Entry))
 	}
 	return b.String()
+}
+
+// printDurable renders what a crash of the node now would keep.
+func (cl *cluster) printDurable(id ReplicaID) string {
+	n := cl.nodes[id]
+	var b strings.Builder
+	if n == nil || n.down {
+		fmt.Fprintf(&b, "%d: down\n", id)
+		return b.String()
+	}
+	hs, _, _ := n.store.durableState(0)
+	fmt.Fprintf(&b, "%d: durable %s begin=%d promised=%d.%d\n", id, trimStatus(hs.Status), hs.Begin, hs.Promised.Round, hs.Promised.Replica)
+	for _, a := range n.store.durable() {
+		fmt.Fprintf(&b, "  %d %s %s\n", a.Position, actionState(a), formatEntry(a.Entry))
+	}
+	return b.String()
+}
+
+// actionState names what an action records.
+func actionState(a Action) string {
+	switch {
+	case a.Learned:
+		return "learned"
+	case a.Performed.IsZero():
+		return "promised"
+	}
+	return "accepted"
 }
 
 func formatMembers(m Membership) string {

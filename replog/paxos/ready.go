@@ -1,8 +1,9 @@
 package paxos
 
 // Ready is one batch of work for the driver. The driver persists HardState,
-// Actions and TruncateBelow atomically and syncs, only then sends Messages,
-// then publishes Learned, then calls [Core.Advance] with the batch.
+// Actions and TruncateBelow atomically, syncs them if MustSync, only then
+// sends Messages, then publishes Learned, then calls [Core.Advance] with the
+// batch.
 //
 // The slices belong to the driver once returned; the core does not modify
 // them again, but the Entry payloads and Membership pointers inside may be
@@ -15,8 +16,19 @@ type Ready struct {
 	// TruncateBelow, if non-zero, asks the driver to delete every stored
 	// action below it (after applying Actions).
 	TruncateBelow Position
-	// Messages are sent only after the batch is synced. To == 0 means every
-	// peer the transport knows.
+	// MustSync reports that the batch must be durable before any of its
+	// Messages is sent or its Learned published: it holds a vote (an
+	// implicit or explicit promise, an accept, counted by this replica or by
+	// a coordinator) or a HardState change other than Begin (status,
+	// cluster, membership, identity). When false the batch holds only
+	// learned marks of values whose votes earlier synced batches made
+	// durable, or of values chosen elsewhere, and truncations: the driver
+	// may save it without syncing. The storage must keep saves in order: a
+	// synced save makes every earlier one durable too. The package doc
+	// explains why this is safe.
+	MustSync bool
+	// Messages are sent only after the batch is persisted (and synced, if
+	// MustSync). To == 0 means every peer the transport knows.
 	Messages []Message
 	// Learned are the newly learned actions for the application, ascending
 	// and contiguous from the last delivered position. After a truncation

@@ -165,7 +165,7 @@ func (c *Core) evaluateRecovery() {
 		c.hs.Membership = init.clone()
 		c.hs.Membership.Cluster = 0
 		c.hs.ConfigAt = 0
-		c.hsDirty = true
+		c.hsDirty, c.mustSync = true, true
 		c.setStatus(StatusVoting)
 		c.events = append(c.events, Joined{Begin: c.hs.Begin, End: c.next})
 		c.rec = nil

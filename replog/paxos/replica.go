@@ -49,7 +49,7 @@ func (c *Core) implicitPromise(m Message, reply Message) error {
 	}
 	if c.hs.Promised != m.Proposal {
 		c.hs.Promised = m.Proposal
-		c.hsDirty = true
+		c.hsDirty, c.mustSync = true, true
 	}
 	// A promise is a lease too: refusing other proposers for a while stops
 	// two candidates from duelling.
@@ -111,6 +111,7 @@ func (c *Core) explicitPromise(m Message, reply Message) error {
 	}
 	for _, a := range toPromise {
 		c.putAction(a)
+		c.mustSync = true // the answer reports this promise
 	}
 	reply.Result = ResultAccept
 	reply.Begin = c.hs.Begin
@@ -182,6 +183,10 @@ func (c *Core) handleWriteRequest(m Message) error {
 	}
 	for _, a := range puts {
 		c.putAction(a)
+		// The answer (to self included: the coordinator counts its own
+		// vote at once, and with a quorum of one learns in this very batch)
+		// reports this accept.
+		c.mustSync = true
 	}
 	c.promise(m.Proposal)
 	c.noteLease(m.Proposal)
@@ -239,7 +244,7 @@ func (c *Core) handleHeartbeat(m Message) {
 func (c *Core) promise(p Proposal) {
 	if c.hs.Promised.Less(p) {
 		c.hs.Promised = p
-		c.hsDirty = true
+		c.hsDirty, c.mustSync = true, true
 	}
 }
 

@@ -340,6 +340,21 @@ func (s *scriptRunner) run(line string) string {
 		for _, id := range list {
 			out.WriteString(s.cl.printLog(id))
 		}
+	case "print-durable":
+		// What a crash now would keep: the synced state only.
+		list := ids(a["ids"])
+		if len(list) == 0 {
+			list = s.cl.order
+		}
+		for _, id := range list {
+			out.WriteString(s.cl.printDurable(id))
+		}
+	case "syncs":
+		// Batches with durable parts since the node started, and how many
+		// of them were synced.
+		if n := s.node(a); n != nil {
+			fmt.Fprintf(&out, "batches=%d synced=%d\n", n.batches, n.synced)
+		}
 	case "status":
 		n := s.node(a)
 		if n == nil || n.down {

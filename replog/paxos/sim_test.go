@@ -23,13 +23,14 @@ var debugSim = false
 
 var errSimFailed = errors.New("simulation failed")
 
-// TestSim runs the seeded simulator: 3 and 5 replicas over an in-memory
+// TestSim runs the seeded simulator: 1, 3 and 5 replicas over an in-memory
 // network that drops, duplicates, reorders and delays messages, partitions,
-// crash-restarts replicas from their synced state and wipes disks. The
-// cluster checks the safety invariants after every batch; after the faults
-// stop, an append must complete.
+// crash-restarts replicas from their synced state (plus a random prefix of
+// their unsynced saves) and wipes disks (not the only replica). The cluster
+// checks the safety invariants after every batch; after the faults stop, an
+// append must complete.
 func TestSim(t *testing.T) {
-	for _, size := range []int{3, 5} {
+	for _, size := range []int{1, 3, 5} {
 		seeds := make([]int64, 0, *simSeeds)
 		if *simSeed != 0 {
 			seeds = append(seeds, *simSeed)
@@ -134,7 +135,7 @@ func runSim(size int, seed int64, steps int) (stats string, log []string, err er
 		// and the supervisor restarts it.
 		if _, ok := e.(LostLeadership); ok && s.rng.Intn(2) == 0 && !n.down {
 			s.logf("fail-fast %d", n.id)
-			s.cl.crash(n.id)
+			s.crash(n)
 			s.downAt[n.id] = s.step + 1 + s.rng.Intn(20)
 		}
 	}
@@ -338,6 +339,9 @@ func (s *sim) propose() {
 }
 
 func (s *sim) partition() {
+	if len(s.cl.order) < 2 {
+		return
+	}
 	clear(s.cl.cut)
 	ids := slices.Clone(s.cl.order)
 	s.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
@@ -361,13 +365,26 @@ func (s *sim) crashOne() {
 	}
 	n := live[s.rng.Intn(len(live))]
 	s.logf("crash %d", n.id)
-	s.cl.crash(n.id)
+	s.crash(n)
 	s.downAt[n.id] = s.step + 1 + s.rng.Intn(200)
+}
+
+// crash stops n, keeping its synced state and a random prefix of its
+// unsynced saves: a disk may have written some of them.
+func (s *sim) crash(n *node) {
+	k := s.rng.Intn(len(n.store.pending) + 1)
+	if k > 0 {
+		s.logf("keep %d of %d unsynced batches of %d", k, len(n.store.pending), n.id)
+	}
+	s.cl.crashKeeping(n.id, k)
 }
 
 // wipeOne destroys one replica's disk; a new replica takes its place. At
 // most one replacement is in progress at a time, so a quorum survives.
 func (s *sim) wipeOne() {
+	if len(s.cl.order) < 2 {
+		return // wiping the only replica loses the log, as it would in production
+	}
 	for _, id := range s.cl.order {
 		n := s.cl.nodes[id]
 		if n.down || n.core.hs.Status != StatusVoting || !n.core.hs.Membership.isVoter(id) || n.core.hs.Cluster == 0 {
