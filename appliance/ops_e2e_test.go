@@ -1128,6 +1128,41 @@ func TestOpsOnlineMembers(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &lj); code != 0 || err != nil || lj.Voters != 3 || len(lj.Members) != 3 {
 		t.Errorf("regent members list -json = %d %v: %+v", code, err, lj)
 	}
+
+	// The leader fails before the files were updated: the next leader's
+	// list names the removed master and not the new one. It keeps the new
+	// voter (connected) and does not bring back the removed one (stopped).
+	if err := leader.Stop(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	next := waitLeader(t, c, 60*time.Second)
+	t.Logf("failover from %s to %s (masters list %v)", leader.Name, next.Name, next.Masters)
+	load.WaitAcks(5, 30*time.Second, "writes after the failover")
+	// For two seconds (many reconcile periods), every look at the new
+	// leader's members shows the new master a voter and the removed one
+	// absent.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		r := doLeader(t, c, next, http.MethodGet, "/replog/members", "", "", 10*time.Second)
+		var fm membersJSON
+		if err := json.Unmarshal(r.Body, &fm); r.Code != http.StatusOK || err != nil {
+			t.Fatalf("GET /replog/members after the failover = %d %s", r.Code, r.Body)
+		}
+		for _, x := range fm.Members {
+			if (x.Address == nm.PeerAddr() && !(x.Member && x.Voter)) || (x.Address == victim.PeerAddr() && x.Member) {
+				t.Fatalf("after the failover to %s the runtime change was undone: %+v", next.Name, fm.Members)
+			}
+		}
+	}
+	if err := c.Start(leader); err != nil {
+		t.Fatal(err)
+	}
+	waitLeader(t, c, 60*time.Second)
+	ms = waitVoters(t, stay, peerAddrs(final...), 60*time.Second)
+	for _, x := range ms.Members {
+		if x.Address == victim.PeerAddr() {
+			t.Errorf("the removed master is back after a failover: %+v", x)
+		}
+	}
 	load.Stop()
 	mustPut(t, c, leader, acked, "after", 2, 20*time.Second)
 	for k, v := range load.Acked() {
