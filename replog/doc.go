@@ -38,9 +38,11 @@
 // goroutine, in this order:
 //
 //  1. persists its hard state, actions and truncation as one [Batch] with one
-//     [Storage.Save], synced;
+//     [Storage.Save], synced when the Ready says MustSync (it holds a vote
+//     or a status or membership change; learned marks and truncations alone
+//     are saved without a sync);
 //  2. sends its messages with [Transport.Send], only after the batch is
-//     durable;
+//     saved (and durable, if synced);
 //  3. publishes its learned entries to readers, in position order;
 //  4. calls Advance on the core.
 //

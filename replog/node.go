@@ -70,8 +70,8 @@ type Status struct {
 
 // Node is one replica of the replicated log, with its coordinator when
 // elected. It drives the core (package paxos) from one goroutine, Run's,
-// which for every Ready persists (one synced Save), sends, publishes learned
-// entries and advances, in that order.
+// which for every Ready persists (one Save, synced when Ready.MustSync),
+// sends, publishes learned entries and advances, in that order.
 //
 // Membership policy: while coordinating, the node compares the log's
 // membership with Config.Masters (or the list set at runtime, members.go)
@@ -444,8 +444,12 @@ func (n *Node) propose() error {
 func (n *Node) processReady() error {
 	for n.core.HasReady() {
 		rd := n.core.Ready()
-		// 1. Persist, synced, before anything of the batch leaves.
-		b := Batch{HardState: rd.HardState, Actions: rd.Actions, TruncateBelow: rd.TruncateBelow, Sync: true}
+		// 1. Persist before anything of the batch leaves, synced when the
+		// core says a message or a later decision relies on it (a vote, a
+		// status or membership change). Learned marks and truncations are
+		// saved without a sync: a crash may lose them, never a chosen
+		// value (see package paxos, "Which batches must be synced").
+		b := Batch{HardState: rd.HardState, Actions: rd.Actions, TruncateBelow: rd.TruncateBelow, Sync: rd.MustSync}
 		if !b.IsEmpty() {
 			if err := n.st.Save(b); err != nil {
 				return err

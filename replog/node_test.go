@@ -218,6 +218,22 @@ func checkEntries(t *testing.T, who string, es []replog.Entry, want map[paxos.Po
 	}
 }
 
+// checkDurableAppends checks that every appended position is accepted or
+// learned in what a crash of st now would keep.
+func checkDurableAppends(t *testing.T, who string, st *replogtest.Storage, want map[paxos.Position]string) {
+	t.Helper()
+	_, actions := st.Durable()
+	durable := map[paxos.Position]paxos.Action{}
+	for _, a := range actions {
+		durable[a.Position] = a
+	}
+	for p, d := range want {
+		if a, ok := durable[p]; !ok || string(a.Entry.Data) != d || (a.Performed.IsZero() && !a.Learned) {
+			t.Errorf("%s: append %q at position %d returned, but a crash now would keep %+v (found %v)", who, d, p, a, ok)
+		}
+	}
+}
+
 func TestNodeSingleReplica(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, 1)
@@ -228,11 +244,10 @@ func TestNodeSingleReplica(t *testing.T) {
 		n := c.member(addr).node
 		want := appendMany(ctx, t, n, 4, 10, "x")
 		checkEntries(t, addr, readAll(ctx, t, n, last+1, len(want)), want)
-		for _, s := range c.member(addr).st.Saves() {
-			if !s.Batch.Sync {
-				t.Fatalf("unsynced save %+v", s)
-			}
-		}
+		// With a quorum of one the accept and the learned mark share a
+		// batch, which must be synced: every append that returned survives
+		// a crash now.
+		checkDurableAppends(t, addr, c.member(addr).st, want)
 		st := n.Status()
 		if st.Role != paxos.RoleCoordinator || st.ReplicaStatus != paxos.StatusVoting || st.LeaseRemaining <= 0 {
 			t.Errorf("Status = role %v, status %v, lease %v; want coordinator, voting, a lease", st.Role, st.ReplicaStatus, st.LeaseRemaining)
@@ -255,8 +270,21 @@ func TestNodeClusterAppendPersistsBeforeSend(t *testing.T) {
 			t.Errorf("persist-before-send violated:\n%v", c.violations)
 		}
 		// Batching: far fewer synced saves on the leader than appends.
-		if saves := len(c.member(leader).st.Saves()); saves > 3*len(want) {
-			t.Errorf("leader made %d saves for %d appends", saves, len(want))
+		saves := c.member(leader).st.Saves()
+		if len(saves) > 3*len(want) {
+			t.Errorf("leader made %d saves for %d appends", len(saves), len(want))
+		}
+		// The leader's accepts are synced before its writes go out; the
+		// learned marks that follow a quorum's answers are not.
+		checkDurableAppends(t, leader, c.member(leader).st, want)
+		unsynced := 0
+		for _, s := range saves {
+			if !s.Batch.Sync {
+				unsynced++
+			}
+		}
+		if unsynced == 0 {
+			t.Errorf("leader synced all its %d saves: learned marks need no sync", len(saves))
 		}
 		if st := c.member(leader).node.Status(); st.Voters != 3 || st.Quorum != 2 || st.Reachable != 3 {
 			t.Errorf("Status voters/quorum/reachable = %d/%d/%d, want 3/2/3", st.Voters, st.Quorum, st.Reachable)

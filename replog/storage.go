@@ -28,7 +28,11 @@ type Storage interface {
 	// Save applies b atomically: the hard state (if non-nil), the actions
 	// (upsert by position), then deletes every action below b.TruncateBelow
 	// (if non-zero). When b.Sync is true, Save returns only after the whole
-	// batch is durable. Save does not retain b or its slices.
+	// batch is durable. Saves become durable in order: a synced Save makes
+	// every earlier Save durable too, and a crash keeps the synced saves
+	// plus at most a prefix of the later ones, never a later one without
+	// an earlier one (the core's MustSync relies on it). Save does not
+	// retain b or its slices.
 	Save(b Batch) error
 
 	// Close releases the store. It is idempotent; later calls of any other
