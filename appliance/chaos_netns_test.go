@@ -295,34 +295,8 @@ func inNetns(name string, fn func() error) error {
 // regent run -config …"), like [localCluster.Start] otherwise. ip execs
 // regent, so the PID is the appliance's and its process group is its own.
 func (c *localCluster) startInNetns(m *localMaster, ns string) error {
-	if m.cmd != nil && !m.exited() {
-		return fmt.Errorf("%s is already running", m.Name)
-	}
 	args := append([]string{"netns", "exec", ns, c.Binary, "run", "-config", m.Config}, m.Args...)
-	cmd := exec.Command("ip", args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s in %s: %w", m.Name, ns, err)
-	}
-	m.cmd = cmd
-	m.done = make(chan struct{})
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		c.relay(m, out)
-	}()
-	go func() {
-		<-copied
-		m.err = cmd.Wait()
-		close(m.done)
-	}()
-	return nil
+	return c.launch(m, exec.Command("ip", args...))
 }
 
 // writeNetnsConfig rewrites m's configuration for the namespace topology:

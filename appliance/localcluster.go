@@ -59,10 +59,37 @@ type localMaster struct {
 	// Args are extra command-line flags given to "regent run".
 	Args []string
 
+	mu   sync.Mutex
+	proc *localProc // the current (or last) process; nil before the first Start
+	logs *lineRing
+}
+
+// localProc is one run of a master's appliance process.
+type localProc struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed once the process is reaped
-	err  error         // the process's exit, once done
-	logs *lineRing
+	err  error         // the process's exit, set before done is closed
+}
+
+// exited reports whether the process has been reaped.
+func (p *localProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// running returns m's process if it has not exited, else nil.
+func (m *localMaster) running() *localProc {
+	m.mu.Lock()
+	p := m.proc
+	m.mu.Unlock()
+	if p == nil || p.exited() {
+		return nil
+	}
+	return p
 }
 
 // APIURL returns the master's HTTP base URL.
@@ -186,11 +213,16 @@ supervisor {
 // its own process group, so a terminal's Ctrl-C reaches only the caller, who
 // stops the masters in order.
 func (c *localCluster) Start(m *localMaster) error {
-	if m.cmd != nil && !m.exited() {
+	args := append([]string{"run", "-config", m.Config}, m.Args...)
+	return c.launch(m, exec.Command(c.Binary, args...))
+}
+
+// launch starts cmd as m's appliance process, in a process group of its own,
+// relaying its output, and reaps it when it exits.
+func (c *localCluster) launch(m *localMaster, cmd *exec.Cmd) error {
+	if m.running() != nil {
 		return fmt.Errorf("%s is already running", m.Name)
 	}
-	args := append([]string{"run", "-config", m.Config}, m.Args...)
-	cmd := exec.Command(c.Binary, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=")
 	out, err := cmd.StdoutPipe()
@@ -201,8 +233,10 @@ func (c *localCluster) Start(m *localMaster) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", m.Name, err)
 	}
-	m.cmd = cmd
-	m.done = make(chan struct{})
+	p := &localProc{cmd: cmd, done: make(chan struct{})}
+	m.mu.Lock()
+	m.proc = p
+	m.mu.Unlock()
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
@@ -210,8 +244,8 @@ func (c *localCluster) Start(m *localMaster) error {
 	}()
 	go func() {
 		<-copied
-		m.err = cmd.Wait()
-		close(m.done)
+		p.err = cmd.Wait()
+		close(p.done)
 	}()
 	return nil
 }
@@ -235,42 +269,31 @@ func (c *localCluster) relay(m *localMaster, r io.Reader) {
 	}
 }
 
-// exited reports whether m's process has been reaped.
-func (m *localMaster) exited() bool {
-	if m.done == nil {
-		return true
-	}
-	select {
-	case <-m.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // Pid returns the supervisor's process ID, or 0 when it is not running.
 func (m *localMaster) Pid() int {
-	if m.cmd == nil || m.exited() {
-		return 0
+	if p := m.running(); p != nil {
+		return p.cmd.Process.Pid
 	}
-	return m.cmd.Process.Pid
+	return 0
 }
 
 // Signal sends sig to m's supervisor process.
 func (m *localMaster) Signal(sig syscall.Signal) error {
-	if m.cmd == nil || m.exited() {
+	p := m.running()
+	if p == nil {
 		return fmt.Errorf("%s is not running", m.Name)
 	}
-	return m.cmd.Process.Signal(sig)
+	return p.cmd.Process.Signal(sig)
 }
 
 // SignalGroup sends sig to m's whole process group: the supervisor and its
 // master child.
 func (m *localMaster) SignalGroup(sig syscall.Signal) error {
-	if m.cmd == nil || m.exited() {
+	p := m.running()
+	if p == nil {
 		return fmt.Errorf("%s is not running", m.Name)
 	}
-	return syscall.Kill(-m.cmd.Process.Pid, sig)
+	return syscall.Kill(-p.cmd.Process.Pid, sig)
 }
 
 // ChildPid returns the process ID of m's master child, from its
@@ -301,12 +324,15 @@ func (m *localMaster) SignalAll(sig syscall.Signal) error {
 
 // Wait waits until m's appliance has exited or ctx ends, and returns its exit.
 func (m *localMaster) Wait(ctx context.Context) error {
-	if m.done == nil {
+	m.mu.Lock()
+	p := m.proc
+	m.mu.Unlock()
+	if p == nil {
 		return nil
 	}
 	select {
-	case <-m.done:
-		return m.err
+	case <-p.done:
+		return p.err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -318,16 +344,17 @@ func (m *localMaster) Logs() []string { return m.logs.lines() }
 // Stop asks m's appliance to stop (SIGTERM) and waits for it, killing the
 // process group after timeout.
 func (m *localMaster) Stop(timeout time.Duration) error {
-	if m.cmd == nil || m.exited() {
+	p := m.running()
+	if p == nil {
 		return nil
 	}
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-m.done:
+	case <-p.done:
 		return nil
 	case <-time.After(timeout):
-		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
-		<-m.done
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
 		return fmt.Errorf("%s did not stop within %v; killed", m.Name, timeout)
 	}
 }
@@ -335,11 +362,12 @@ func (m *localMaster) Stop(timeout time.Duration) error {
 // Kill ends m's appliance and its master at once (SIGKILL to the group) and
 // reaps it.
 func (m *localMaster) Kill() {
-	if m.cmd == nil || m.exited() {
+	p := m.running()
+	if p == nil {
 		return
 	}
-	_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
-	<-m.done
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
 }
 
 // StopAll stops every running master, in parallel.
