@@ -121,7 +121,8 @@ func (l *nodeLog) Status() master.LogStatus {
 			s.Reachable++
 		}
 	}
-	s.Quorum = max(s.Members/2+1, 1)
+	// The log's own count: a majority, and at least min(--quorum, voters).
+	s.Quorum = max(st.Quorum, s.Members/2+1, 1)
 	if s.Members == 0 {
 		// Not initialised yet: what initialisation will need.
 		s.Quorum = l.quorum

@@ -599,6 +599,18 @@ func TestOpsGrowThreeToFive(t *testing.T) {
 		waitLeader(t, c, 60*time.Second)
 		load.WaitAcks(3, 60*time.Second, "writes after restarting "+m.Name+" with --quorum=3")
 	}
+	// Three masters at quorum 3: the log and its metrics count 3 of 3 (no
+	// failure tolerated in this window, as the guide's procedure has it).
+	l3 := waitLeader(t, c, 60*time.Second)
+	var snap map[string]float64
+	r := do(t, http.MethodGet, l3.APIURL()+"/metrics/snapshot", "", "")
+	if err := json.Unmarshal(r.Body, &snap); err != nil {
+		t.Fatalf("decode /metrics/snapshot %s: %v", r.Body, err)
+	}
+	if snap["registrar/log/quorum"] != 3 || snap["registrar/log/ensemble_size"] != 3 {
+		t.Errorf("metrics with three masters at --quorum=3: quorum %v, ensemble_size %v; want 3 and 3",
+			snap["registrar/log/quorum"], snap["registrar/log/ensemble_size"])
+	}
 	// Step 3: start the two new masters with --quorum=3.
 	for _, m := range newMs {
 		m.Args = []string{"--quorum=3", five}
