@@ -8,9 +8,14 @@
 // codec's encoding followed by a CRC-32C; a mismatch is reported as
 // replog.ErrCorrupt, never repaired silently.
 //
-// Durability: Badger runs with SyncWrites, so each Save (one transaction)
-// costs one sync of Badger's write-ahead log: group commit happens one level
-// up, where the driver puts everything one Ready holds into one Save.
+// Durability: Badger runs without SyncWrites and the store syncs its logs
+// itself: a synced Save (one transaction) costs one fdatasync of Badger's
+// write-ahead log, and the value log only when a value went there; an
+// unsynced Save costs none. Saves become durable in order (a synced Save
+// syncs every write-ahead log that may hold earlier commits). Value-log GC
+// syncs the values it moved before Badger may delete the file it rewrote.
+// Group commit happens one level up, where the driver puts everything one
+// Ready holds into one Save.
 //
 // Concurrency: every method is safe for concurrent use; Save is meant to be
 // called from one goroutine. A Store owns one goroutine of its own, the

@@ -1,6 +1,8 @@
 package badgerstore
 
 import (
+	"slices"
+
 	"github.com/dgraph-io/badger/v4"
 )
 
@@ -12,10 +14,27 @@ func (s *Store) RawSet(key, value []byte) error {
 // RunGC runs one value-log GC pass now.
 func (s *Store) RunGC() { s.runGC() }
 
-// WithExplicitSync sets the benchmark-only sync mode.
-func WithExplicitSync(o Options) Options {
-	o.syncExplicit = true
+// WithBadgerSyncWrites sets the benchmark-only mode where Badger syncs every
+// commit itself (SyncWrites) instead of the store.
+func WithBadgerSyncWrites(o Options) Options {
+	o.badgerSyncWrites = true
 	return o
 }
 
+// LogSyncs reports the log files the store has synced since Open: write-ahead
+// logs, value logs and the directory.
+func (s *Store) LogSyncs() (wal, vlog, dir int) {
+	s.ls.mu.Lock()
+	defer s.ls.mu.Unlock()
+	return s.ls.walSyncs, s.ls.vlogSyncs, s.ls.dirSyncs
+}
+
 var ActionKey = actionKey
+
+// LastSync reports the log files the last sync synced, and those it found
+// deleted meanwhile.
+func (s *Store) LastSync() (synced, gone []string) {
+	s.ls.mu.Lock()
+	defer s.ls.mu.Unlock()
+	return slices.Clone(s.ls.lastSynced), slices.Clone(s.ls.lastGone)
+}

@@ -62,11 +62,11 @@ type Options struct {
 	GCInterval     time.Duration
 	GCDiscardRatio float64
 
-	// syncExplicit turns Badger's SyncWrites off and calls DB.Sync after each
-	// synced batch instead. Only for the benchmark that compares the two: it
-	// is not crash-safe across a memtable rotation (DB.Sync syncs only the
-	// active memtable's WAL).
-	syncExplicit bool
+	// badgerSyncWrites runs Badger with SyncWrites, which syncs the
+	// write-ahead log and the current value-log file on every commit,
+	// instead of the store's own syncing (see logSync). Only for the
+	// benchmark that compares the two.
+	badgerSyncWrites bool
 }
 
 func (o Options) withDefaults() Options {
@@ -157,6 +157,10 @@ type Store struct {
 	log  hclog.Logger
 	db   *badger.DB
 	lock *dirLock
+	ls   *logSync // nil when read-only or with badgerSyncWrites
+	// gcHook, for tests, runs after each value-log GC pass, before the file
+	// it rewrote may be deleted.
+	gcHook func(error)
 
 	// mu guards closed: every call holds it shared for its whole length,
 	// so Close (which takes it exclusively) waits for calls in progress.
@@ -198,6 +202,16 @@ func Open(dir string, opts Options) (s *Store, err error) {
 		return nil, err
 	}
 	s = &Store{dir: dir, opts: opts, log: opts.Logger, db: db, lock: lock, stop: make(chan struct{})}
+	if !opts.ReadOnly && !opts.badgerSyncWrites {
+		s.ls = newLogSync(dir)
+		// What Badger replayed from its logs may not be on disk yet (a
+		// process that was killed leaves it in the page cache): make it
+		// durable before anything builds on it.
+		if err := s.syncLogs(true); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
+	}
 	if err := s.checkFormat(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
@@ -216,7 +230,7 @@ func Open(dir string, opts Options) (s *Store, err error) {
 func badgerOptions(dir string, opts Options) badger.Options {
 	bo := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{opts.Logger.Named("badger")}).
-		WithSyncWrites(!opts.syncExplicit).
+		WithSyncWrites(opts.badgerSyncWrites).
 		WithReadOnly(opts.ReadOnly).
 		WithNumVersionsToKeep(1).
 		WithMemTableSize(opts.MemTableSize).
@@ -302,7 +316,7 @@ func (s *Store) checkFormat() error {
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, formatValue) }); err != nil {
 		return fmt.Errorf("write format: %w", err)
 	}
-	return s.syncIfExplicit()
+	return s.syncLogs(false)
 }
 
 // resumeTruncation finishes a truncation a crash interrupted.
@@ -492,7 +506,12 @@ func (s *Store) LastPosition() (paxos.Position, bool, error) {
 }
 
 // Save implements [replog.Storage]. The batch is normally one Badger
-// transaction, committed with one sync. A batch too large for one
+// transaction, committed without a sync; a synced batch then syncs Badger's
+// write-ahead log (see logSync), which makes every earlier Save durable too.
+// A batch holding a value of ValueThreshold bytes or more, which Badger puts
+// in its value log, is synced whatever b.Sync says, value log first: the
+// pointer Badger keeps in its write-ahead log must never outlive the value.
+// A batch too large for one
 // transaction is split: its actions first, in as many transactions as
 // needed, then the hard state; a crash in between leaves some of the actions
 // without the hard state, as if only some of the messages that produced
@@ -532,6 +551,7 @@ func (s *Store) save(b replog.Batch) error {
 		return err
 	}
 	var buf []byte
+	values := false // a value goes to Badger's value log
 	for i := range b.Actions {
 		a := &b.Actions[i]
 		if b.TruncateBelow != 0 && a.Position < b.TruncateBelow {
@@ -539,12 +559,15 @@ func (s *Store) save(b replog.Batch) error {
 		}
 		// Badger keeps the value slice until the commit: one buffer each.
 		buf = seal(replog.AppendAction(make([]byte, 0, replog.ActionSize(*a)+crcLen), *a))
+		values = values || int64(len(buf)) >= s.opts.ValueThreshold
 		if err := set(actionKey(a.Position), buf); err != nil {
 			return fmt.Errorf("write action at position %d: %w", a.Position, err)
 		}
 	}
 	if b.HardState != nil {
-		if err := set(keyMeta, seal(replog.EncodeHardState(*b.HardState))); err != nil {
+		v := seal(replog.EncodeHardState(*b.HardState))
+		values = values || int64(len(v)) >= s.opts.ValueThreshold
+		if err := set(keyMeta, v); err != nil {
 			return fmt.Errorf("write hard state: %w", err)
 		}
 	}
@@ -573,8 +596,8 @@ func (s *Store) save(b replog.Batch) error {
 			return fmt.Errorf("truncate below %d: %w", b.TruncateBelow, err)
 		}
 	}
-	if b.Sync {
-		return s.syncIfExplicit()
+	if b.Sync || values {
+		return s.syncLogs(values)
 	}
 	return nil
 }
@@ -642,11 +665,13 @@ func (s *Store) deleteBelow(p paxos.Position) error {
 	return nil
 }
 
-func (s *Store) syncIfExplicit() error {
-	if !s.opts.syncExplicit {
-		return nil // SyncWrites: every commit was synced
+// syncLogs makes every commit so far durable; values says whether the value
+// log must be synced too.
+func (s *Store) syncLogs(values bool) error {
+	if s.ls == nil {
+		return nil // read-only, or Badger's SyncWrites synced every commit
 	}
-	if err := s.db.Sync(); err != nil {
+	if err := s.ls.sync(values); err != nil {
 		return fmt.Errorf("sync: %w", err)
 	}
 	return nil
@@ -664,9 +689,14 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	s.wg.Wait()
+	// Badger does not sync its logs on close with SyncWrites off.
+	serr := s.syncLogs(true)
 	err := s.db.Close()
+	if s.ls != nil {
+		s.ls.close()
+	}
 	s.lock.release()
-	if err != nil {
+	if err = errors.Join(serr, err); err != nil {
 		return fmt.Errorf("close store %s: %w", s.dir, err)
 	}
 	return nil
@@ -698,7 +728,7 @@ func (s *Store) runGC() {
 			return
 		default:
 		}
-		err := s.db.RunValueLogGC(s.opts.GCDiscardRatio)
+		err := s.gcOnce()
 		switch {
 		case err == nil:
 			s.log.Debug("value log file rewritten")
@@ -709,6 +739,32 @@ func (s *Store) runGC() {
 		}
 		return
 	}
+}
+
+// gcOnce runs one value-log GC pass. Badger rewrites the live values of a
+// value-log file into the current one and then deletes the old file, without
+// syncing anything when SyncWrites is off; but it defers the deletion while
+// an iterator is open (Badger 4.9.6, valueLog.rewrite) until the last one
+// closes. So an iterator is held open across the pass, the moved values and
+// their new pointers are synced, and only then is the iterator closed and
+// the old file deleted.
+func (s *Store) gcOnce() error {
+	txn := s.db.NewTransaction(false)
+	it := txn.NewIterator(badger.IteratorOptions{})
+	defer func() {
+		it.Close()
+		txn.Discard()
+	}()
+	err := s.db.RunValueLogGC(s.opts.GCDiscardRatio)
+	if err == nil {
+		if serr := s.syncLogs(true); serr != nil {
+			return serr
+		}
+	}
+	if s.gcHook != nil {
+		s.gcHook(err)
+	}
+	return err
 }
 
 // badgerLogger passes Badger's warnings and errors to an hclog.Logger and
