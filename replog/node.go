@@ -176,6 +176,7 @@ func New(cfg Config, st Storage) (*Node, error) {
 		Rand:           cfg.Rand,
 		HeartbeatTicks: cfg.HeartbeatTicks,
 		LeaseTicks:     cfg.LeaseTicks,
+		StartWithLease: true,
 		RetryTicks:     cfg.RetryTicks,
 		Window:         cfg.Window,
 		MaxBatchBytes:  cfg.MaxBatchBytes,

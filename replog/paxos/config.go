@@ -42,6 +42,12 @@ type Config struct {
 	// newest heartbeat or write a quorum acknowledged. Default
 	// 10*HeartbeatTicks.
 	LeaseTicks int
+	// StartWithLease makes a VOTING replica promise no one for LeaseTicks
+	// after New, its own campaigns included. A replica that restarts cannot
+	// know whether it renewed a coordinator's lease just before it stopped,
+	// so it behaves as if it had. Drivers set it; false (the default) lets a
+	// new Core promise at once, as the rule tests and scripts assume.
+	StartWithLease bool
 	// RetryTicks is the base back-off of retried rounds (campaign, fill,
 	// recover, catch-up) and of write retransmission; jitter is drawn in
 	// [RetryTicks, 2*RetryTicks). Default 2*HeartbeatTicks.

@@ -142,6 +142,16 @@ func New(cfg Config, st Storage) (*Core, error) {
 	}
 	if c.hs.Status != StatusVoting {
 		c.startRecovery()
+	} else if cfg.StartWithLease {
+		// A replica that restarts cannot know whether it acknowledged a
+		// coordinator's heartbeat just before it stopped: it behaves as if
+		// it had, and promises no one (its own campaigns included) until
+		// the lease it may have renewed has lapsed. Without this, a
+		// restarted replica could hand a newcomer the vote that deposes a
+		// leader whose lease it renewed a moment earlier, and that leader
+		// could serve a stale read. The unknown holder is Proposal{}: any
+		// live coordinator's heartbeat replaces it.
+		c.lease, c.leaseAt, c.leaseKnown = Proposal{}, c.now, true
 	}
 	c.drainLocal()
 	return c, nil

@@ -857,3 +857,68 @@ func TestFailedCampaignDropsOwnLease(t *testing.T) {
 		t.Fatalf("promise to another candidate after our campaign failed: %v %q, want accept", got.Result, got.Reason)
 	}
 }
+
+// Found by the chaos harness (anomaly A1 in docs/reliability.md): a master
+// that restarted campaigned and won with the live coordinator's own replica
+// as its second vote. The coordinator granted itself a lease when it
+// campaigned, never renewed it, and once LeaseTicks had passed its replica
+// promised the newcomer while the coordinator still held a lease from the
+// other voters: two leaders could each believe they lead. A coordinator's
+// replica refuses every other proposer for as long as it coordinates.
+func TestCoordinatorReplicaRefusesOtherProposers(t *testing.T) {
+	t.Parallel()
+	c, s := electedCore(t, testMembership(1, 2, 3))
+	prop := c.Status().Proposal
+	for range 3 * testConfig(1).LeaseTicks {
+		c.Tick()
+		for _, m := range func() []Message { m, _ := drain(t, c, s); return m }() {
+			if m.Type == MsgHeartbeat {
+				// Replica 2 keeps acknowledging: the lease stays live.
+				step(t, c, s, Message{Type: MsgHeartbeatResponse, From: 2, To: 1, Proposal: prop, Begin: m.Begin, Result: ResultAccept, Status: StatusVoting, End: m.End})
+			}
+		}
+	}
+	if c.Status().Role != RoleCoordinator {
+		t.Fatalf("lost the role while a quorum acknowledged: %+v", c.Status())
+	}
+	req := Message{Type: MsgPromiseRequest, From: 3, To: 1, Proposal: Proposal{prop.Round + 5, 3}, Implicit: true}
+	got := only(t, step(t, c, s, req), MsgPromiseResponse)
+	if got.Result != ResultReject {
+		t.Fatalf("the coordinator's replica answered %v to another proposer, want a rejection", got.Result)
+	}
+	if s.hs.Promised != prop {
+		t.Fatalf("the coordinator's replica promised %v, want its own %v kept", s.hs.Promised, prop)
+	}
+}
+
+// Found by the chaos harness (anomaly A1): a follower's master restarted and
+// campaigned before it heard the live coordinator's heartbeat; its replica
+// promised its own higher proposal and refused the coordinator's next write,
+// which deposed a healthy leader. After a restart a replica promises no one,
+// itself included, for LeaseTicks: it may have renewed a lease just before.
+func TestRestartedReplicaHonoursUnknownLease(t *testing.T) {
+	t.Parallel()
+	s := votingStore(1, Proposal{4, 2}, testMembership(1, 2, 3))
+	cfg := testConfig(1)
+	cfg.StartWithLease = true
+	c := newTestCore(t, cfg, s)
+	if err := c.Campaign(); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("campaign right after a restart: %v, want ErrLeaseHeld", err)
+	}
+	req := Message{Type: MsgPromiseRequest, From: 3, To: 1, Proposal: Proposal{9, 3}, Implicit: true}
+	if got := only(t, step(t, c, s, req), MsgPromiseResponse); got.Result != ResultReject {
+		t.Fatalf("promise right after a restart: %v, want a rejection", got.Result)
+	}
+	// The live coordinator's heartbeat is accepted and takes over the lease.
+	hb := only(t, step(t, c, s, Message{Type: MsgHeartbeat, From: 2, Proposal: Proposal{4, 2}}), MsgHeartbeatResponse)
+	if hb.Result != ResultAccept {
+		t.Fatalf("heartbeat of the live coordinator after a restart: %v, want accept", hb.Result)
+	}
+	for range testConfig(1).LeaseTicks {
+		c.Tick()
+	}
+	drain(t, c, s)
+	if got := only(t, step(t, c, s, req), MsgPromiseResponse); got.Result != ResultAccept {
+		t.Fatalf("promise once the lease lapsed: %v, want accept", got.Result)
+	}
+}

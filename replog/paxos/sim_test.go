@@ -111,6 +111,7 @@ func runSim(size int, seed int64, steps int) (stats string, log []string, err er
 		AutoInitialize: true,
 		HeartbeatTicks: 1,
 		LeaseTicks:     6,
+		StartWithLease: true,
 		RetryTicks:     3,
 		Window:         8,
 		MaxBatchBytes:  300,
