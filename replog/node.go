@@ -489,18 +489,7 @@ func (n *Node) publish(learned []paxos.Action) {
 	if len(learned) == 0 {
 		return
 	}
-	for _, a := range learned {
-		if w, ok := n.inflight[a.Position]; ok {
-			delete(n.inflight, a.Position)
-			if sameEntry(a.Entry, w.entry) {
-				w.done <- result{pos: a.Position}
-			} else {
-				w.done <- result{err: fmt.Errorf("append at position %d: another coordinator wrote it: %w", a.Position, ErrLostLeadership)}
-			}
-		}
-	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	for _, a := range learned {
 		switch a.Entry.Type {
 		case paxos.EntryAppend, paxos.EntrySnapshot:
@@ -522,6 +511,19 @@ func (n *Node) publish(learned []paxos.Action) {
 	if n.elect != nil && n.elect.elected && n.pubTo > n.elect.last {
 		n.elect.done <- result{pos: n.elect.last}
 		n.elect = nil
+	}
+	n.mu.Unlock()
+	// Answer the appenders only now: a Read that follows a returned Append
+	// must find the entry published.
+	for _, a := range learned {
+		if w, ok := n.inflight[a.Position]; ok {
+			delete(n.inflight, a.Position)
+			if sameEntry(a.Entry, w.entry) {
+				w.done <- result{pos: a.Position}
+			} else {
+				w.done <- result{err: fmt.Errorf("append at position %d: another coordinator wrote it: %w", a.Position, ErrLostLeadership)}
+			}
+		}
 	}
 }
 
