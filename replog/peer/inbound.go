@@ -63,6 +63,11 @@ func (s *server) Stream(stream grpc.BidiStreamingServer[peerpb.Frame, peerpb.Wel
 	from := paxos.ReplicaID(h.GetReplica())
 	log := t.log.With("peer", h.GetAddr(), "replica", from)
 	log.Debug("accepted peer stream")
+	for _, p := range t.peerList() {
+		if p.addr == h.GetAddr() {
+			p.redial()
+		}
+	}
 
 	receivedMsgs := t.metrics.receivedMsgs.WithLabelValues(h.GetAddr())
 	receivedBytes := t.metrics.receivedBytes.WithLabelValues(h.GetAddr())

@@ -39,6 +39,7 @@ type peerConn struct {
 	qbytes int           // bytes in queue
 	spare  [][]byte      // the previous queue's array, reused
 	wake   chan struct{} // size 1: the queue went from empty to non-empty
+	kick   chan struct{} // size 1: the peer dialed us, so retry at once
 
 	// Only the connection loop touches these.
 	lastRefusal string // the last refusal logged, to log each once
@@ -56,6 +57,7 @@ func newPeerConn(t *Transport, addr string, cc *grpc.ClientConn) *peerConn {
 		addr:       addr,
 		cc:         cc,
 		wake:       make(chan struct{}, 1),
+		kick:       make(chan struct{}, 1),
 		sentMsgs:   t.metrics.sentMsgs.WithLabelValues(addr),
 		sentBytes:  t.metrics.sentBytes.WithLabelValues(addr),
 		sentFrames: t.metrics.sentFrames.WithLabelValues(addr),
@@ -125,8 +127,10 @@ func (p *peerConn) run(ctx context.Context) {
 	attempt := 0
 	var failingSince time.Time // start of the current run of failed attempts
 	warned := false            // "cannot reach peer" logged for this run
+	kicked := false            // the peer dialed us: wait for the channel this time
 	for ctx.Err() == nil {
-		up, err := p.session(ctx)
+		up, err := p.session(ctx, kicked)
+		kicked = false
 		if ctx.Err() != nil {
 			break
 		}
@@ -180,9 +184,30 @@ func (p *peerConn) run(ctx context.Context) {
 		case <-ctx.Done():
 			timer.Stop()
 		case <-timer.C:
+		case <-p.kick:
+			// The peer just reached us: it is back, so do not sit out the
+			// rest of a back-off that may be seconds long. A replica that
+			// restarted must hear the coordinator's heartbeats before its
+			// start-up lease lapses, or it campaigns against a live leader.
+			timer.Stop()
+			attempt = 0
+			kicked = true
 		}
 	}
 	p.setConnected(false)
+}
+
+// redial asks p's connection loop to retry now if it is waiting out a
+// back-off. It never blocks.
+func (p *peerConn) redial() {
+	if p.connected.Load() {
+		return
+	}
+	p.cc.ResetConnectBackoff() // gRPC's own back-off for the channel
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
 }
 
 // isRefusal reports whether err is a peer's handshake refusal.
@@ -226,12 +251,16 @@ func (p *peerConn) setConnected(up bool) {
 // session runs one stream: it dials (through the ClientConn), handshakes,
 // then sends until the stream fails or ctx ends. up reports whether the
 // handshake succeeded. A *refusal error means this replica refused the peer.
-func (p *peerConn) session(ctx context.Context) (up bool, err error) {
+//
+// When waitReady is set (the peer has just dialed us), opening the stream
+// waits, within the handshake timeout, for gRPC's channel to reconnect
+// instead of failing at once on a channel still in its back-off.
+func (p *peerConn) session(ctx context.Context, waitReady bool) (up bool, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The handshake must finish in time; the timer is stopped once it has.
 	timer := time.AfterFunc(p.t.cfg.HandshakeTimeout, cancel)
-	stream, err := peerpb.NewPeerClient(p.cc).Stream(sctx)
+	stream, err := peerpb.NewPeerClient(p.cc).Stream(sctx, grpc.WaitForReady(waitReady))
 	if err != nil {
 		timer.Stop()
 		return false, fmt.Errorf("open stream: %w", err)

@@ -786,3 +786,27 @@ func TestReplayedHelloNeedsProof(t *testing.T) {
 		t.Errorf("listener took %d messages from a replayed hello", len(b.got))
 	}
 }
+
+// A peer that dials us is back: the outgoing connection to it must not sit
+// out a long back-off. Found end to end: a master restarted and did not hear
+// the coordinator's heartbeats for up to BackoffMax, so it campaigned
+// against a live leader.
+func TestRedialWhenPeerDialsUs(t *testing.T) {
+	t.Parallel()
+	lisB := listen(t)
+	addrB := lisB.Addr().String()
+	lisB.Close() // b is down: a's first attempt fails
+	lisA := listen(t)
+	slow := func(c *Config) { c.BackoffInitial, c.BackoffMax = time.Hour, time.Hour }
+	a := startNode(t, 1, 1, lisA, []string{addrB}, slow)
+	waitFor(t, a.tr, "a failed attempt", func() bool {
+		return testutil.ToFloat64(a.tr.metrics.connectFailures.WithLabelValues(addrB)) >= 1
+	})
+	lisB2, err := net.Listen("tcp", addrB)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", addrB, err)
+	}
+	startNode(t, 2, 1, lisB2, []string{lisA.Addr().String()})
+	// Without the redial, a would wait at least half an hour.
+	waitFor(t, a.tr, "a's connection to b after b dialed a", func() bool { return connectedTo(a.tr, 2) })
+}
