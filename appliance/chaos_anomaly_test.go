@@ -36,9 +36,6 @@ func TestChaosRestartedFollowerKeepsLeader(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
 	}
-	if !*chaosOpen {
-		t.Skip("anomaly A1 is open (docs/reliability.md); -chaos.open runs its reproduction")
-	}
 	c := newTestCluster(t, 3, 2)
 	startAll(t, c)
 	leader := waitLeader(t, c, 60*time.Second)
