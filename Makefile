@@ -67,6 +67,31 @@ bench: ## run the benchmarks
 e2e: ## end-to-end tests on real processes on loopback
 	$(GO) test -race -tags invariants -run 'E2E' -count=1 $(TESTFLAGS) ./appliance/...
 
+.PHONY: e2e-ops
+e2e-ops: ## the Operational Guide's procedures on real processes (docs/operations.md)
+	$(GO) test -race -tags invariants -run '^(TestOps|TestForwarder)' -count=1 -v $(TESTFLAGS) ./appliance/
+
+# chaos: faults on real processes, histories checked for linearizability
+# (docs/reliability.md). As root with nftables, masters run in network
+# namespaces and partitions are injected too.
+SEED        ?=
+DURATION    ?= 60s
+MASTERS     ?= 3
+CHAOS_SEEDS ?= 5
+CHAOS_NETNS := $(if $(filter 0,$(shell id -u)),$(if $(shell command -v nft),-chaos.netns))
+CHAOSFLAGS  ?=
+
+.PHONY: chaos
+chaos: ## chaos runs on real processes: 5 seeds x 60 s (SEED=... DURATION=... reproduces one run)
+	$(GO) test -count=1 -timeout 0 -run 'TestChaos$$' -v ./appliance \
+		$(if $(SEED),-chaos.seed=$(SEED) -chaos.seeds=1,-chaos.seeds=$(CHAOS_SEEDS)) \
+		-chaos.duration=$(DURATION) -chaos.masters=$(MASTERS) $(CHAOS_NETNS) $(CHAOSFLAGS)
+
+.PHONY: chaos-long
+chaos-long: ## nightly chaos: 5 masters, 24 seeds x 10 min (about 4 h)
+	$(GO) test -count=1 -timeout 0 -run 'TestChaos$$' -v ./appliance \
+		-chaos.seeds=24 -chaos.duration=10m -chaos.masters=5 $(CHAOS_NETNS) $(CHAOSFLAGS)
+
 ## ---- quality ---------------------------------------------------------------
 
 .PHONY: lint
