@@ -36,7 +36,7 @@ run: build ## start a local three-master cluster (regent dev)
 
 .PHONY: test
 test: ## unit, simulation and integration tests with the race detector (< 10 min on 2 cores)
-	$(GO) test -race -tags invariants $(TESTFLAGS) ./...
+	$(GO) test -race -tags invariants -timeout 20m $(TESTFLAGS) ./...
 
 .PHONY: test-short
 test-short: ## the quick tests only (-short, no race detector)
