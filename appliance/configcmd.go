@@ -35,15 +35,7 @@ func cmdConfigValidate(_ context.Context, e *Env, args []string) int {
 // cmdConfigShow runs "regent config show": it prints the effective
 // configuration with the source of every value.
 func cmdConfigShow(_ context.Context, e *Env, args []string) int {
-	fs := e.flagSet()
-	cf := addConfigFlags(fs)
-	if code, ok := e.parseFlags(fs, args); !ok {
-		return code
-	}
-	if code, ok := e.noArgs(fs); !ok {
-		return code
-	}
-	c, code, ok := e.loadConfig(cf)
+	c, _, code, ok := e.configCommand(args)
 	if !ok {
 		return code
 	}

@@ -96,6 +96,23 @@ func (e *Env) loadConfig(cf *configFlags) (c *Config, code int, ok bool) {
 	return c, ExitOK, true
 }
 
+// configCommand parses the arguments of a command that takes only the
+// configuration flags (-config and the Mesos-style overrides) and loads the
+// configuration. ok = false means the command must return code at once
+// (help printed, a usage error, or configuration diagnostics).
+func (e *Env) configCommand(args []string) (c *Config, cf *configFlags, code int, ok bool) {
+	fs := e.flagSet()
+	cf = addConfigFlags(fs)
+	if code, ok := e.parseFlags(fs, args); !ok {
+		return nil, cf, code, false
+	}
+	if code, ok := e.noArgs(fs); !ok {
+		return nil, cf, code, false
+	}
+	c, code, ok = e.loadConfig(cf)
+	return c, cf, code, ok
+}
+
 func (e *Env) environ() []string {
 	if e.Environ == nil {
 		return nil

@@ -46,15 +46,7 @@ const ReplicatedLogDir = "replicated_log"
 // any other condition it cannot safely continue from, after logging one line
 // that names the reason and handing it to its supervisor.
 func cmdMaster(ctx context.Context, e *Env, args []string) int {
-	fs := e.flagSet()
-	cf := addConfigFlags(fs)
-	if code, ok := e.parseFlags(fs, args); !ok {
-		return code
-	}
-	if code, ok := e.noArgs(fs); !ok {
-		return code
-	}
-	c, code, ok := e.loadConfig(cf)
+	c, _, code, ok := e.configCommand(args)
 	if !ok {
 		return code
 	}

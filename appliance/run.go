@@ -26,15 +26,7 @@ const StateFileName = "supervisor.json"
 // watchdog, reload, stop, hooks) until it is stopped, the master fails
 // permanently (exit 78) or the restart budget is spent (exit 1).
 func cmdRun(ctx context.Context, e *Env, args []string) int {
-	fs := e.flagSet()
-	cf := addConfigFlags(fs)
-	if code, ok := e.parseFlags(fs, args); !ok {
-		return code
-	}
-	if code, ok := e.noArgs(fs); !ok {
-		return code
-	}
-	c, code, ok := e.loadConfig(cf)
+	c, cf, code, ok := e.configCommand(args)
 	if !ok {
 		return code
 	}
