@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -36,6 +37,10 @@ const (
 	masterCheck       = 10 * time.Millisecond
 )
 
+// masterMemoryLimit is the master's soft memory limit (GOMEMLIMIT overrides
+// it): the collector works harder as the heap nears it, it is never a cap.
+const masterMemoryLimit = 192 << 20
+
 // ReplicatedLogDir is the directory of the replica's store under work_dir,
 // as in Mesos.
 const ReplicatedLogDir = "replicated_log"
@@ -51,6 +56,12 @@ func cmdMaster(ctx context.Context, e *Env, args []string) int {
 		return code
 	}
 	log := NewLogger(LogOptions{Name: "regent", Level: c.LogLevel, JSON: c.LogJSON, Output: e.Stderr})
+	if e.Getenv("GOMEMLIMIT") == "" {
+		// Most of a busy master's memory is garbage from Badger's table
+		// builders waiting for the collector; a soft limit keeps the
+		// process near its live set (docs/performance.md, "Memory").
+		debug.SetMemoryLimit(masterMemoryLimit)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
