@@ -37,14 +37,16 @@
 // For every [paxos.Ready] the core produces, the node's single driver
 // goroutine, in this order:
 //
-//  1. persists its hard state, actions and truncation as one [Batch] with one
+//  1. sends the coordinator's write requests (Early: the coordinator counts
+//     its own accept only once it is saved, so they need not wait);
+//  2. persists its hard state, actions and truncation as one [Batch] with one
 //     [Storage.Save], synced when the Ready says MustSync (it holds a vote
 //     or a status or membership change; learned marks and truncations alone
 //     are saved without a sync);
-//  2. sends its messages with [Transport.Send], only after the batch is
+//  3. sends its other messages with [Transport.Send], only after the batch is
 //     saved (and durable, if synced);
-//  3. publishes its learned entries to readers, in position order;
-//  4. calls Advance on the core.
+//  4. publishes its learned entries to readers, in position order;
+//  5. calls Advance on the core.
 //
 // A crash anywhere in between leaves a state the protocol allows. Storage
 // errors are fatal: the node stops and reports them; network sends are fire

@@ -70,8 +70,9 @@ type Status struct {
 
 // Node is one replica of the replicated log, with its coordinator when
 // elected. It drives the core (package paxos) from one goroutine, Run's,
-// which for every Ready persists (one Save, synced when Ready.MustSync),
-// sends, publishes learned entries and advances, in that order.
+// which for every Ready sends the coordinator's write requests (Ready.Early),
+// persists (one Save, synced when Ready.MustSync), sends the other messages,
+// publishes learned entries and advances, in that order.
 //
 // Membership policy: while coordinating, the node compares the log's
 // membership with Config.Masters (or the list set at runtime, members.go)
@@ -445,7 +446,13 @@ func (n *Node) propose() error {
 func (n *Node) processReady() error {
 	for n.core.HasReady() {
 		rd := n.core.Ready()
-		// 1. Persist before anything of the batch leaves, synced when the
+		// 0. The coordinator's write requests leave first: its own accept
+		// counts only once saved (Advance), so its sync and the followers'
+		// overlap.
+		if len(rd.Early) > 0 && n.tr != nil {
+			n.tr.Send(rd.Early)
+		}
+		// 1. Persist before anything else of the batch leaves, synced when the
 		// core says a message or a later decision relies on it (a vote, a
 		// status or membership change). Learned marks and truncations are
 		// saved without a sync: a crash may lose them, never a chosen

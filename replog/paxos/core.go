@@ -70,7 +70,11 @@ type Core struct {
 	msgs          []Message
 	events        []Event
 	local         []Message // messages to self, handled before the call returns
-	seq           uint64    // sequence number of the next Ready
+	// held are the coordinator's answers to its own writes: each counts
+	// once Advance reports saved the Ready (seq) holding the accept, so its
+	// write requests may leave before that Ready is durable (Ready.Early).
+	held []heldMessage
+	seq  uint64 // sequence number of the next Ready
 
 	// As an acceptor: the coordinator heard from most recently.
 	lease           Proposal
@@ -95,6 +99,12 @@ type Core struct {
 	refusedByPeers uint64
 
 	pendingErr error // a storage error met while handling local messages
+}
+
+// heldMessage is a message to self waiting for the Ready seq to be saved.
+type heldMessage struct {
+	m   Message
+	seq uint64
 }
 
 // New returns a Core for the replica whose durable state st holds. It scans
@@ -620,19 +630,40 @@ func (c *Core) Ready() Ready {
 		clear(c.pendIdx)
 	}
 	rd.TruncateBelow, c.truncateBelow = c.truncateBelow, 0
-	rd.Messages, c.msgs = c.msgs, nil
+	for _, m := range c.msgs {
+		if m.Type == MsgWriteRequest {
+			rd.Early = append(rd.Early, m)
+		} else {
+			rd.Messages = append(rd.Messages, m)
+		}
+	}
+	c.msgs = nil
 	rd.Learned, c.deliver = c.deliver, nil
 	rd.Events, c.events = c.events, nil
 	return rd
 }
 
-// Advance tells the core that rd was persisted, sent and published.
+// Advance tells the core that rd was persisted, sent and published. The
+// coordinator's own accepts in rd count from now on: there may be a new
+// Ready.
 func (c *Core) Advance(rd Ready) {
 	for p, u := range c.unstable {
 		if u.seq <= rd.seq {
 			delete(c.unstable, p)
 		}
 	}
+	n := 0
+	for _, h := range c.held {
+		if h.seq <= rd.seq {
+			c.send(h.m)
+		} else {
+			c.held[n] = h
+			n++
+		}
+	}
+	clear(c.held[n:])
+	c.held = c.held[:n]
+	c.drainLocal()
 }
 
 // Status returns a snapshot of the core's state.

@@ -23,10 +23,12 @@
 //     [Core.Demote]). An error from Step, Campaign, Propose or
 //     ChangeMembership other than this package's sentinels is a storage
 //     error, and fatal.
-//  2. While [Core.HasReady], take [Core.Ready] and persist its HardState,
-//     Actions and TruncateBelow as one atomic batch, and sync it if
-//     Ready.MustSync. Saves must stay in order: a synced save makes every
-//     earlier save durable too (a write-ahead log does this).
+//  2. While [Core.HasReady], take [Core.Ready], send Ready.Early (the
+//     coordinator's write requests; they may also leave while the batch is
+//     being saved), and persist its HardState, Actions and TruncateBelow as
+//     one atomic batch, synced if Ready.MustSync. Saves must stay in order:
+//     a synced save makes every earlier save durable too (a write-ahead log
+//     does this).
 //  3. Only then send Ready.Messages (To == 0 means every peer).
 //  4. Publish Ready.Learned to the application, in order.
 //  5. Call [Core.Advance] with the batch.
@@ -34,7 +36,15 @@
 // A crash anywhere in this sequence leaves a state the protocol allows: a
 // message never leaves before the promise or acceptance it reports is
 // durable. Messages to self are handled inside the core, and the local vote
-// is persisted in the same batch as the messages that go out.
+// is persisted in the same batch as the messages that go out — except the
+// coordinator's accept of its own write, which it counts only once
+// [Core.Advance] reports saved the batch holding it, so that its write
+// requests can go out first (Ready.Early) and its own sync runs while the
+// followers sync theirs (Raft's leader writes to its disk in parallel, §10.2.1
+// of Ongaro's thesis). A write request carries no vote of its sender: the
+// coordinator's promise was synced when it campaigned, and a follower's
+// accept stands on its own. If the coordinator dies before its save, its
+// accept was never counted.
 //
 // # Which batches must be synced
 //
@@ -44,22 +54,23 @@
 // cluster, membership or identity change in HardState — and so every local
 // vote the core counts toward a quorum, since the local replica's promise or
 // accept is stored in the batch that counts it. With a quorum of one the
-// coordinator's accept and the learned mark it leads to land in one batch;
-// the accept makes that batch MustSync, so the entry is durable before it is
-// published (publishing is the client's acknowledgement). MustSync is false
+// coordinator's accept decides alone; the accept makes its batch MustSync,
+// and it counts (so the entry is learned and published, which is the
+// client's acknowledgement) only after that batch is saved. MustSync is false
 // for a batch that only records learned marks (of values whose local accept
 // an earlier synced batch holds, learned broadcasts, catch-up, fill answers
 // that report a learned value), moves Begin and deletes truncated positions.
-// With one writer on three replicas this saves the coordinator's third sync:
-// its accept (synced) goes out with the write, a follower syncs its accept
-// and answers, and the learned mark that follows is saved without a sync.
+// With one writer on three replicas an append waits for one sync, not
+// three: the coordinator's write requests leave first, its accept and a
+// follower's are synced side by side, and the learned mark that follows is
+// saved without a sync.
 //
 // Why it is safe. (1) A learned mark is derived knowledge: a position is
 // learned only once a quorum of the membership in force there has durably
 // accepted the value (every accept and promise is MustSync, and saves stay
 // in order, so an answer never leaves before the vote it reports is on
-// disk, and the coordinator's own vote is in a batch synced before its
-// writes leave or its learned mark is published). The value is then chosen
+// disk, and the coordinator counts its own vote only after the batch
+// holding it is synced). The value is then chosen
 // whatever happens to any one replica's learned mark. (2) Losing unsynced
 // learned marks and truncations in a crash restores an earlier state of the
 // same replica — with in-order saves, the state after some batch at least

@@ -190,7 +190,10 @@ type cluster struct {
 	noCheck bool       // benchmarks: skip the invariant checks
 	syncAll bool       // sync every batch, whatever Ready.MustSync says
 	onEvent func(n *node, e Event)
-	rng     *rand.Rand
+	// beforeSave, if set, runs after a batch's Early messages were sent and
+	// before it is saved; it may crash the node.
+	beforeSave func(n *node)
+	rng        *rand.Rand
 }
 
 func newCluster(cfg Config, fail func(string, ...any)) *cluster {
@@ -283,6 +286,17 @@ func (cl *cluster) wipe(id, newID ReplicaID) *node {
 func (cl *cluster) process(n *node) {
 	for n.core != nil && n.core.HasReady() {
 		rd := n.core.Ready()
+		for _, m := range rd.Early {
+			if m.Type != MsgWriteRequest {
+				cl.fail("replica %d sent %v before saving its batch", n.id, m.Type)
+			}
+			cl.enqueue(n, m)
+		}
+		if cl.beforeSave != nil && len(rd.Early) > 0 {
+			if cl.beforeSave(n); n.down {
+				return // the driver died between sending Early and saving
+			}
+		}
 		n.store.save(rd)
 		if rd.MustSync || cl.syncAll {
 			cl.recordDurable(n, n.store.sync())
@@ -296,15 +310,7 @@ func (cl *cluster) process(n *node) {
 		cl.check(n, rd)
 		for _, m := range rd.Messages {
 			cl.checkOutgoing(n, m)
-			if m.To != 0 {
-				cl.net = append(cl.net, envelope{m: m, to: m.To})
-				continue
-			}
-			for _, id := range cl.order {
-				if id != n.id {
-					cl.net = append(cl.net, envelope{m: m, to: id})
-				}
-			}
+			cl.enqueue(n, m)
 		}
 		for _, e := range rd.Events {
 			fmt.Fprintf(cl.out, "%d: %s\n", n.id, formatEvent(e))
@@ -314,6 +320,19 @@ func (cl *cluster) process(n *node) {
 			if cl.onEvent != nil {
 				cl.onEvent(n, e)
 			}
+		}
+	}
+}
+
+// enqueue puts a message of n on the network.
+func (cl *cluster) enqueue(n *node, m Message) {
+	if m.To != 0 {
+		cl.net = append(cl.net, envelope{m: m, to: m.To})
+		return
+	}
+	for _, id := range cl.order {
+		if id != n.id {
+			cl.net = append(cl.net, envelope{m: m, to: id})
 		}
 	}
 }
@@ -430,11 +449,6 @@ func (cl *cluster) checkOutgoing(n *node, m Message) {
 	case m.Type == MsgWriteResponse && m.Result == ResultAccept:
 		promised("a write answer")
 		accepted("a write answer", m.Position, m.End)
-	case m.Type == MsgWriteRequest:
-		// The coordinator counts its own vote for what it sends.
-		for _, a := range m.Actions {
-			accepted("a write request", a.Position, a.Position+1)
-		}
 	}
 }
 

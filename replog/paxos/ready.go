@@ -1,8 +1,9 @@
 package paxos
 
-// Ready is one batch of work for the driver. The driver persists HardState,
-// Actions and TruncateBelow atomically, syncs them if MustSync, only then
-// sends Messages, then publishes Learned, then calls [Core.Advance] with the
+// Ready is one batch of work for the driver. The driver sends Early (it may
+// also send them while it persists), persists HardState, Actions and
+// TruncateBelow atomically, syncs them if MustSync, only then sends
+// Messages, then publishes Learned, then calls [Core.Advance] with the
 // batch.
 //
 // The slices belong to the driver once returned; the core does not modify
@@ -30,6 +31,14 @@ type Ready struct {
 	// Messages are sent only after the batch is persisted (and synced, if
 	// MustSync). To == 0 means every peer the transport knows.
 	Messages []Message
+	// Early are messages the driver may send before it persists the batch,
+	// or while it does: the coordinator's write requests. They rely on
+	// nothing the batch holds, because the coordinator counts its own
+	// accept of a write only once Advance reports saved the batch holding
+	// it (the leader's parallel append of Raft, §10.2.1 of Ongaro's
+	// thesis). Sending them first overlaps the coordinator's sync with the
+	// followers'.
+	Early []Message
 	// Learned are the newly learned actions for the application, ascending
 	// and contiguous from the last delivered position. After a truncation
 	// this replica had not caught up with, the sequence jumps forward to

@@ -31,6 +31,7 @@ type readySummary struct {
 	Actions       []Position
 	Learned       []Position
 	TruncateBelow Position
+	Early         []ReplicaID // recipients of the messages that may leave before the save
 }
 
 func summarize(rd Ready) readySummary {
@@ -40,6 +41,9 @@ func summarize(rd Ready) readySummary {
 	}
 	for _, a := range rd.Learned {
 		s.Learned = append(s.Learned, a.Position)
+	}
+	for _, m := range rd.Early {
+		s.Early = append(s.Early, m.To)
 	}
 	return s
 }
@@ -53,7 +57,9 @@ func learnedAt(p Position, e Entry) Action {
 // vote (a promise or an accept, the local replica's own included) or a
 // HardState change other than Begin must be synced before its messages leave
 // and its learned entries are published; a batch of learned marks and
-// truncations alone need not be.
+// truncations alone need not be. It also checks Ready.Early: only the
+// coordinator's write requests may leave before the batch is saved, and its
+// own accept counts only after Advance (the next Ready).
 func TestReadyMustSync(t *testing.T) {
 	t.Parallel()
 	follower := func(t *testing.T) (*Core, *memStore) {
@@ -75,6 +81,7 @@ func TestReadyMustSync(t *testing.T) {
 		setup func(*testing.T) (*Core, *memStore)
 		act   func(*testing.T, *Core, *memStore)
 		want  readySummary
+		next  *readySummary // the Ready after Advance, if any
 	}{
 		{
 			name:  "a new replica's identity",
@@ -147,7 +154,7 @@ func TestReadyMustSync(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			want: readySummary{MustSync: true, Actions: []Position{1}},
+			want: readySummary{MustSync: true, Actions: []Position{1}, Early: []ReplicaID{2, 3}},
 		},
 		{
 			name: "coordinator's learned mark after a quorum answered",
@@ -167,16 +174,18 @@ func TestReadyMustSync(t *testing.T) {
 			want: readySummary{Actions: []Position{1}, Learned: []Position{1}},
 		},
 		{
-			// With a quorum of one the accept and the learned mark share a
-			// batch: the entry must be durable before it is published.
-			name:  "single replica accepts and learns in one batch",
+			// With a quorum of one the coordinator's own accept decides:
+			// it counts once the synced batch holding it is saved, and the
+			// learned mark follows in the next batch, without a sync.
+			name:  "single replica accepts, then learns",
 			setup: singleCore,
 			act: func(t *testing.T, c *Core, _ *memStore) {
 				if _, err := c.Propose([]Entry{{Type: EntryAppend, Data: []byte("a")}}); err != nil {
 					t.Fatal(err)
 				}
 			},
-			want: readySummary{MustSync: true, Actions: []Position{1}, Learned: []Position{1}},
+			want: readySummary{MustSync: true, Actions: []Position{1}},
+			next: &readySummary{Actions: []Position{1}, Learned: []Position{1}},
 		},
 	}
 	for _, tc := range tests {
@@ -194,6 +203,13 @@ func TestReadyMustSync(t *testing.T) {
 			rd := c.Ready()
 			if diff := cmp.Diff(tc.want, summarize(rd)); diff != "" {
 				t.Errorf("%s: Ready (-want +got):\n%s", tc.name, diff)
+			}
+			if tc.next == nil {
+				return
+			}
+			c.Advance(rd)
+			if diff := cmp.Diff(*tc.next, summarize(c.Ready())); diff != "" {
+				t.Errorf("%s: the Ready after Advance (-want +got):\n%s", tc.name, diff)
 			}
 		})
 	}
@@ -241,5 +257,37 @@ func TestSingleReplicaAppendSurvivesCrash(t *testing.T) {
 	}
 	if a, _, _ := s.Action(first); !a.Learned || string(a.Entry.Data) != "a" {
 		t.Fatalf("position %d after the election: %+v, want learned append(a)", first, a)
+	}
+}
+
+// TestCoordinatorCountsOwnAcceptOnceSaved: the coordinator's write requests
+// leave before its own accept is saved (Ready.Early), so its own vote counts
+// only once Advance reports the batch holding it saved; an acknowledgement
+// arriving before that (a driver that steps the core while it saves) is not
+// a quorum with it yet.
+func TestCoordinatorCountsOwnAcceptOnceSaved(t *testing.T) {
+	t.Parallel()
+	c, s := electedCore(t, testMembership(1, 2, 3))
+	first, err := c.Propose([]Entry{{Type: EntryAppend, Data: []byte("a")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := c.Ready()
+	if len(rd.Early) != 2 || !rd.MustSync {
+		t.Fatalf("Ready after Propose: %d early messages, MustSync %v; want the write requests to 2 and 3 early, and a synced save", len(rd.Early), rd.MustSync)
+	}
+	none(t, rd.Messages, MsgWriteRequest)
+	ack := Message{Type: MsgWriteResponse, From: 2, To: 1, Cluster: testCluster, Proposal: c.proposal, Position: first, End: first + 1, Result: ResultAccept, Status: StatusVoting}
+	if err := c.Step(ack); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Status().LearnedTo; got != first {
+		t.Fatalf("learned-to %d with the coordinator's accept not saved yet and one other accept, want %d", got, first)
+	}
+	s.save(rd)
+	s.sync()
+	c.Advance(rd)
+	if got := c.Status().LearnedTo; got != first+1 {
+		t.Fatalf("learned-to %d once the coordinator's accept is saved, want %d", got, first+1)
 	}
 }

@@ -183,14 +183,18 @@ func (c *Core) handleWriteRequest(m Message) error {
 	}
 	for _, a := range puts {
 		c.putAction(a)
-		// The answer (to self included: the coordinator counts its own
-		// vote at once, and with a quorum of one learns in this very batch)
-		// reports this accept.
+		// The answer (to self included) reports this accept.
 		c.mustSync = true
 	}
 	c.promise(m.Proposal)
 	c.noteLease(m.Proposal)
 	reply.Result = ResultAccept
+	if m.From == c.id && len(puts) > 0 {
+		// The coordinator's own vote counts only once the Ready holding it
+		// is saved (Advance): its write requests leave meanwhile.
+		c.held = append(c.held, heldMessage{m: reply, seq: c.seq})
+		return nil
+	}
 	c.send(reply)
 	return nil
 }

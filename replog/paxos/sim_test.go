@@ -140,6 +140,15 @@ func runSim(size int, seed int64, steps int) (stats string, log []string, err er
 			s.downAt[n.id] = s.step + 1 + s.rng.Intn(20)
 		}
 	}
+	s.cl.beforeSave = func(n *node) {
+		// The coordinator's driver dies after its write requests left and
+		// before it saved its own accepts.
+		if s.step >= 300 && s.rng.Intn(200) == 0 {
+			s.logf("crash %d before saving", n.id)
+			s.crash(n)
+			s.downAt[n.id] = s.step + 1 + s.rng.Intn(50)
+		}
+	}
 	for i := 1; i <= size; i++ {
 		s.addNode(ReplicaID(i))
 	}
