@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,11 +38,13 @@ import (
 type logSync struct {
 	dir string
 
-	mu       sync.Mutex // Save and value-log GC both sync
-	files    map[string]*os.File
-	known    map[string]bool // log files seen at the last sync
-	memFrom  int             // .mem files below it hold nothing unsynced
-	vlogFrom int             // .vlog files below it hold nothing unsynced
+	mu    sync.Mutex // Save and value-log GC both sync
+	mem   logKind
+	vlog  logKind
+	files map[string]*os.File
+	// dirPending: the directory has not been synced since Open (names an
+	// earlier process created may not be durable).
+	dirPending bool
 
 	// For tests: files synced, by kind, since Open; the names the last sync
 	// synced, and those it found deleted (flushed) meanwhile.
@@ -51,45 +52,48 @@ type logSync struct {
 	lastSynced, lastGone          []string
 }
 
-func newLogSync(dir string) *logSync {
-	return &logSync{dir: dir, files: map[string]*os.File{}, known: map[string]bool{}}
+// logKind tracks one kind of Badger log file. Badger numbers them in
+// sequence (a new memtable or value-log file takes the highest ID plus one)
+// and deletes the oldest first, so the files that may hold unsynced writes
+// are from..top, and a new one, if any, is top+1.
+type logKind struct {
+	format    string // file name from ID, as Badger names them
+	from, top int    // files below from hold nothing unsynced; top is the highest known
+	count     *int
 }
 
-// logFile is one of Badger's log files.
-type logFile struct {
-	name string
-	fid  int
-}
-
-// listLogs returns Badger's write-ahead log and value-log files, each
-// ascending by file ID.
-func (ls *logSync) listLogs() (mem, vlog []logFile, err error) {
-	entries, err := os.ReadDir(ls.dir)
+func newLogSync(dir string) (*logSync, error) {
+	ls := &logSync{dir: dir, files: map[string]*os.File{}, dirPending: true}
+	ls.mem = logKind{format: "%05d.mem", count: &ls.walSyncs}
+	ls.vlog = logKind{format: "%06d.vlog", count: &ls.vlogSyncs}
+	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list %s: %w", ls.dir, err)
+		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
-	for _, e := range entries {
-		name := e.Name()
-		for _, ext := range []string{".mem", ".vlog"} {
-			base, ok := strings.CutSuffix(name, ext)
+	for _, k := range []*logKind{&ls.mem, &ls.vlog} {
+		ext := filepath.Ext(k.format)
+		k.from, k.top = 0, -1
+		first := true
+		for _, e := range entries {
+			base, ok := strings.CutSuffix(e.Name(), ext)
 			if !ok {
 				continue
 			}
 			fid, err := strconv.Atoi(base)
-			if err != nil {
+			if err != nil || fmt.Sprintf(k.format, fid) != e.Name() {
 				continue
 			}
-			if ext == ".mem" {
-				mem = append(mem, logFile{name, fid})
-			} else {
-				vlog = append(vlog, logFile{name, fid})
+			if first || fid < k.from {
+				k.from = fid
 			}
+			first = false
+			k.top = max(k.top, fid)
+		}
+		if first {
+			k.from = 1 // none yet: Badger starts at 1
 		}
 	}
-	byFid := func(a, b logFile) int { return a.fid - b.fid }
-	slices.SortFunc(mem, byFid)
-	slices.SortFunc(vlog, byFid)
-	return mem, vlog, nil
+	return ls, nil
 }
 
 // sync makes every commit so far durable: the write-ahead logs always, the
@@ -97,68 +101,65 @@ func (ls *logSync) listLogs() (mem, vlog []logFile, err error) {
 func (ls *logSync) sync(values bool) error {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	mem, vlog, err := ls.listLogs()
+	ls.lastSynced, ls.lastGone = ls.lastSynced[:0], ls.lastGone[:0]
+	fresh := false
+	if values {
+		f, err := ls.syncKind(&ls.vlog)
+		if err != nil {
+			return err
+		}
+		fresh = fresh || f
+	}
+	f, err := ls.syncKind(&ls.mem)
 	if err != nil {
 		return err
 	}
-	ls.lastSynced, ls.lastGone = ls.lastSynced[:0], ls.lastGone[:0]
-	syncFrom := func(files []logFile, from int, count *int) error {
-		for _, f := range files {
-			if f.fid < from {
-				continue
-			}
-			ok, err := ls.syncFile(f.name)
-			if err != nil {
-				return err
-			}
-			if ok {
-				*count++
-				ls.lastSynced = append(ls.lastSynced, f.name)
-			} else {
-				ls.lastGone = append(ls.lastGone, f.name)
-			}
-		}
-		return nil
-	}
-	if values {
-		if err := syncFrom(vlog, ls.vlogFrom, &ls.vlogSyncs); err != nil {
-			return err
-		}
-		if n := len(vlog); n > 0 {
-			ls.vlogFrom = vlog[n-1].fid
-		}
-	}
-	if err := syncFrom(mem, ls.memFrom, &ls.walSyncs); err != nil {
-		return err
-	}
-	if n := len(mem); n > 0 {
-		ls.memFrom = mem[n-1].fid
-	}
-	seen := make(map[string]bool, len(mem)+len(vlog))
-	fresh := false
-	for _, f := range slices.Concat(mem, vlog) {
-		seen[f.name] = true
-		fresh = fresh || !ls.known[f.name]
-	}
-	if fresh {
+	if fresh || f || ls.dirPending {
 		if err := syncDir(ls.dir); err != nil {
 			return err
 		}
 		ls.dirSyncs++
-	}
-	ls.known = seen
-	for name, f := range ls.files {
-		if !seen[name] {
-			f.Close()
-			delete(ls.files, name)
-		}
+		ls.dirPending = false
 	}
 	return nil
 }
 
+// syncKind syncs the files of k from k.from to the newest and reports
+// whether it found files it did not know (whose names must be made durable
+// by syncing the directory).
+func (ls *logSync) syncKind(k *logKind) (fresh bool, err error) {
+	for fid := k.from; ; fid++ {
+		name := fmt.Sprintf(k.format, fid)
+		ok, err := ls.syncFile(name)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			*k.count++
+			ls.lastSynced = append(ls.lastSynced, name)
+			if fid > k.top {
+				k.top, fresh = fid, true
+			}
+		} else if fid <= k.top {
+			ls.lastGone = append(ls.lastGone, name)
+		}
+		if fid > k.top && !ok {
+			break // one past the newest file
+		}
+	}
+	for fid := k.from; fid < k.top; fid++ {
+		if f := ls.files[fmt.Sprintf(k.format, fid)]; f != nil {
+			f.Close()
+			delete(ls.files, fmt.Sprintf(k.format, fid))
+		}
+	}
+	k.from = max(k.from, k.top)
+	return fresh, nil
+}
+
 // syncFile fdatasyncs one log file, opening it once, and reports whether it
-// still existed. A write-ahead log Badger deleted meanwhile was flushed into
-// a synced table; a value log, rewritten by GC once its values were synced.
+// exists. A write-ahead log Badger deleted meanwhile was flushed into a
+// synced table; a value log, rewritten by GC once its values were synced.
 func (ls *logSync) syncFile(name string) (bool, error) {
 	f := ls.files[name]
 	if f == nil {

@@ -203,7 +203,10 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	}
 	s = &Store{dir: dir, opts: opts, log: opts.Logger, db: db, lock: lock, stop: make(chan struct{})}
 	if !opts.ReadOnly && !opts.badgerSyncWrites {
-		s.ls = newLogSync(dir)
+		if s.ls, err = newLogSync(dir); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
 		// What Badger replayed from its logs may not be on disk yet (a
 		// process that was killed leaves it in the page cache): make it
 		// durable before anything builds on it.
