@@ -38,3 +38,12 @@ func (s *Store) LastSync() (synced, gone []string) {
 	defer s.ls.mu.Unlock()
 	return slices.Clone(s.ls.lastSynced), slices.Clone(s.ls.lastGone)
 }
+
+// SetGCHook sets a function run after each value-log GC pass (with its
+// result), before Badger may delete the file the pass rewrote. Set it before
+// running GC.
+func (s *Store) SetGCHook(f func(error)) { s.gcHook = f }
+
+// Flatten compacts every level of the LSM tree into one, now, so that
+// Badger's discard statistics count deleted values.
+func (s *Store) Flatten() error { return s.db.Flatten(1) }
