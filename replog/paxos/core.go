@@ -610,8 +610,9 @@ func (c *Core) HasReady() bool {
 		len(c.deliver) > 0 || len(c.events) > 0 || c.w.hasUnsent()
 }
 
-// Ready returns the next batch. The driver persists it, syncs, sends its
-// messages, publishes its learned actions and then calls Advance with it.
+// Ready returns the next batch. The driver sends its Early messages,
+// persists it (synced if MustSync), sends its other messages, publishes its
+// learned actions and then calls Advance with it.
 func (c *Core) Ready() Ready {
 	c.w.flush(c)
 	rd := Ready{seq: c.seq, MustSync: c.mustSync}
