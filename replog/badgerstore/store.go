@@ -52,7 +52,8 @@ type Options struct {
 	BlockCacheSize int64
 	IndexCacheSize int64
 	// ValueThreshold: values of at least this many bytes go to the value
-	// log (default [DefaultValueThreshold]).
+	// log (default [DefaultValueThreshold]). A Save holding one is synced
+	// whatever Batch.Sync says, value log first (see [Store.Save]).
 	ValueThreshold int64
 
 	// GCInterval is the period of value-log garbage collection (default
