@@ -34,6 +34,18 @@ func (c *Core) handlePromiseRequest(m Message) error {
 // promise too). Equal proposals are accepted again: proposals are unique per
 // replica, so an equal one is a retransmission from the same proposer.
 func (c *Core) implicitPromise(m Message, reply Message) error {
+	if c.leaseLive() && c.lease.Replica == 0 {
+		// The start-up lease of a restarted replica (Config.StartWithLease):
+		// it cannot vote yet, but it knows of no coordinator either. IGNORED,
+		// not REJECT: a candidate that the other voters accept must not lose
+		// its campaign because this replica just restarted (the killed
+		// leader, typically, which its supervisor restarts within
+		// milliseconds).
+		reply.Result = ResultIgnored
+		reply.Reason = fmt.Sprintf("replica %d restarted and waits out a lease it may have renewed", c.id)
+		c.send(reply)
+		return nil
+	}
 	if c.leaseLive() && c.lease.Replica != m.Proposal.Replica {
 		reply.Result = ResultReject
 		reply.Proposal = maxProposal(c.hs.Promised, c.lease)

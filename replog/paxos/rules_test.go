@@ -906,8 +906,12 @@ func TestRestartedReplicaHonoursUnknownLease(t *testing.T) {
 		t.Fatalf("campaign right after a restart: %v, want ErrLeaseHeld", err)
 	}
 	req := Message{Type: MsgPromiseRequest, From: 3, To: 1, Proposal: Proposal{9, 3}, Implicit: true}
-	if got := only(t, step(t, c, s, req), MsgPromiseResponse); got.Result != ResultReject {
-		t.Fatalf("promise right after a restart: %v, want a rejection", got.Result)
+	// IGNORED, not REJECT: the candidate may still win with the other voters.
+	if got := only(t, step(t, c, s, req), MsgPromiseResponse); got.Result != ResultIgnored {
+		t.Fatalf("promise right after a restart: %v, want IGNORED", got.Result)
+	}
+	if s.hs.Promised != (Proposal{4, 2}) {
+		t.Fatalf("promise changed during the start-up lease: %v", s.hs.Promised)
 	}
 	// The live coordinator's heartbeat is accepted and takes over the lease.
 	hb := only(t, step(t, c, s, Message{Type: MsgHeartbeat, From: 2, Proposal: Proposal{4, 2}}), MsgHeartbeatResponse)
@@ -920,5 +924,28 @@ func TestRestartedReplicaHonoursUnknownLease(t *testing.T) {
 	drain(t, c, s)
 	if got := only(t, step(t, c, s, req), MsgPromiseResponse); got.Result != ResultAccept {
 		t.Fatalf("promise once the lease lapsed: %v, want accept", got.Result)
+	}
+}
+
+// A campaign wins with a quorum of accepts although a restarted voter answers
+// IGNORED (its start-up lease): failover must not wait for the killed
+// leader's restarted replica.
+func TestCampaignWinsDespiteRestartedVoter(t *testing.T) {
+	t.Parallel()
+	s := votingStore(1, Proposal{}, testMembership(1, 2, 3))
+	c := newTestCore(t, testConfig(1), s)
+	if err := c.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := drain(t, c, s)
+	req := only(t, msgs, MsgPromiseRequest)
+	step(t, c, s, Message{Type: MsgPromiseResponse, From: 2, To: 1, Proposal: req.Proposal, Implicit: true, Result: ResultIgnored, Status: StatusVoting,
+		Reason: "replica 2 restarted and waits out a lease it may have renewed"})
+	if got := c.Status().Role; got != RoleCampaigning {
+		t.Fatalf("role after one IGNORED: %v, want still campaigning", got)
+	}
+	step(t, c, s, Message{Type: MsgPromiseResponse, From: 3, To: 1, Proposal: req.Proposal, Implicit: true, Result: ResultAccept, End: 1, Status: StatusVoting})
+	if got := c.Status().Role; got != RoleCoordinator {
+		t.Fatalf("role after a quorum of accepts: %v, want coordinator", got)
 	}
 }
