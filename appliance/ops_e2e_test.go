@@ -1171,7 +1171,9 @@ func TestOpsOnlineMembers(t *testing.T) {
 	waitLeader(t, c, 60*time.Second)
 	ms = waitVoters(t, stay, peerAddrs(final...), 60*time.Second)
 	for _, x := range ms.Members {
-		if x.Address == victim.PeerAddr() {
+		// A leader whose file still lists the removed master may show it as
+		// listed; it must not be a member again.
+		if x.Address == victim.PeerAddr() && x.Member {
 			t.Errorf("the removed master is back after a failover: %+v", x)
 		}
 	}
