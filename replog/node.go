@@ -117,6 +117,7 @@ type Node struct {
 	inflight   map[paxos.Position]*waiter
 	elect      *electWaiter
 	ticks      uint64
+	tickStart  time.Time // when Run began: tick n is due at tickStart + n·TickInterval
 	lastChange string
 	// evict holds the addresses removed at runtime (RemoveMaster): their
 	// members are removed even while connected (members.go).
@@ -333,6 +334,7 @@ func (n *Node) Run(ctx context.Context, tr Transport) error {
 func (n *Node) loop(ctx context.Context) error {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
+	n.tickStart = time.Now()
 	if err := n.processReady(); err != nil {
 		return err
 	}
@@ -360,10 +362,18 @@ func (n *Node) loop(ctx context.Context) error {
 				break
 			}
 		case <-ticker.C:
-			n.core.Tick()
-			n.ticks++
-			if n.ticks%uint64(n.cfg.ReconcileTicks) == 0 {
-				n.reconcile()
+			// A ticker drops ticks while this goroutine is blocked (a slow
+			// Save, a long GC pause). The core's leases are counted in
+			// ticks, so logical time must never fall behind real time:
+			// catch up every tick that came due, or a leader that stalled
+			// past its lease would still believe it holds one.
+			due := uint64(time.Since(n.tickStart) / n.cfg.TickInterval)
+			for n.ticks < due {
+				n.core.Tick()
+				n.ticks++
+				if n.ticks%uint64(n.cfg.ReconcileTicks) == 0 {
+					n.reconcile()
+				}
 			}
 		case w := <-n.propc:
 			n.queue = append(n.queue, w)
@@ -730,7 +740,10 @@ func (n *Node) refreshStatus() {
 		RefusedByPeers: cs.RefusedByPeers,
 	}
 	if cs.Role == paxos.RoleCoordinator && cs.LeaseRemaining > 0 {
-		s.LeaseRemaining = max(0, time.Duration(cs.LeaseRemaining)*n.cfg.TickInterval-n.cfg.ClockDrift)
+		// Ticks not yet taken (the driver was busy) have already run the
+		// lease down: count them too.
+		lag := max(0, time.Since(n.tickStart)-time.Duration(n.ticks)*n.cfg.TickInterval)
+		s.LeaseRemaining = max(0, time.Duration(cs.LeaseRemaining)*n.cfg.TickInterval-n.cfg.ClockDrift-lag)
 	}
 	for _, m := range cs.Membership.Members {
 		if m.ID == cs.Leader {

@@ -741,3 +741,35 @@ func TestNodeDemoteFailsAppendsInFlight(t *testing.T) {
 		}
 	})
 }
+
+// Found in review: the driver's ticker drops ticks while the driver is
+// blocked, and the lease is counted in ticks, so a leader whose driver
+// stalled past its lease (a slow disk, a long pause) went on reporting most
+// of a lease while the others, on time, could already have elected someone
+// else. Logical time must catch up with real time.
+func TestNodeLeaseCountsStalledTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		leader := c.masters[0]
+		c.elect(ctx, leader)
+		appendMany(ctx, t, c.member(leader).node, 1, 3, "before")
+		n := c.member(leader).node
+		if n.Status().LeaseRemaining <= 0 {
+			t.Fatalf("the leader holds no lease before the stall")
+		}
+		// Cut the leader off, so nothing renews its lease, and stall its
+		// driver for twice the lease.
+		c.net.Partition([]string{leader})
+		lease := time.Duration(replog.DefaultLeaseTicks) * replog.DefaultTickInterval
+		if err := n.StallForTest(ctx, 2*lease); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got := n.Status().LeaseRemaining; got > 0 {
+			t.Errorf("after a stall of %v the leader reports a lease of %v, want none", 2*lease, got)
+		}
+		c.net.Heal()
+	})
+}

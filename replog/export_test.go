@@ -1,0 +1,12 @@
+package replog
+
+import (
+	"context"
+	"time"
+)
+
+// StallForTest blocks the driver goroutine for d, as a slow Save or a long
+// GC pause would.
+func (n *Node) StallForTest(ctx context.Context, d time.Duration) error {
+	return n.do(ctx, "stall", func() { time.Sleep(d) })
+}
