@@ -20,15 +20,15 @@ import (
 type Event int
 
 const (
-	// EventExited: the child exited without being asked to.
+	// EventExited means the child exited without being asked to.
 	EventExited Event = iota + 1
-	// EventBackoff: the child will be restarted after a delay.
+	// EventBackoff means the child will be restarted after a delay.
 	EventBackoff
-	// EventFatal: the child failed permanently (exit 78); no restart.
+	// EventFatal means the child failed permanently (exit 78); no restart.
 	EventFatal
-	// EventGaveUp: the restart budget is spent; the supervisor exits.
+	// EventGaveUp means the restart budget is spent; the supervisor exits.
 	EventGaveUp
-	// EventRecovered: a restarted child became ready again.
+	// EventRecovered means a restarted child became ready again.
 	EventRecovered
 )
 

@@ -13,21 +13,21 @@ import (
 type State int
 
 const (
-	// StateStarting: a child was started and has not reported readiness.
+	// StateStarting means a child was started and has not reported readiness.
 	StateStarting State = iota + 1
-	// StateRunning: the child is ready.
+	// StateRunning means the child is ready.
 	StateRunning
-	// StateBackoff: the child exited and will be restarted after a delay.
+	// StateBackoff means the child exited and will be restarted after a delay.
 	StateBackoff
-	// StateStopping: the child is being stopped (stop or reload restart).
+	// StateStopping means the child is being stopped (stop or reload restart).
 	StateStopping
-	// StateStopped: the child stopped (on request, or it exited 0); the
+	// StateStopped means the child stopped (on request, or it exited 0); the
 	// supervisor exits 0.
 	StateStopped
-	// StateFatal: the child failed permanently (exit 78); the supervisor
+	// StateFatal means the child failed permanently (exit 78); the supervisor
 	// exits 78.
 	StateFatal
-	// StateGaveUp: the restart budget is spent; the supervisor exits
+	// StateGaveUp means the restart budget is spent; the supervisor exits
 	// non-zero and systemd takes over.
 	StateGaveUp
 )
