@@ -33,6 +33,8 @@ const (
 	faultSplit                              // split the masters into a minority and a majority
 	faultOneWay                             // drop packets from one master to another, not back
 	faultLoss                               // drop a share of all packets between masters
+	faultMember                             // remove a follower through the admin API, wipe it, add it back
+	faultDiskFull                           // fill a master's work_dir (a small tmpfs) for Hold, then free it
 )
 
 var faultNames = map[faultKind]string{
@@ -45,6 +47,8 @@ var faultNames = map[faultKind]string{
 	faultSplit:         "split",
 	faultOneWay:        "one-way",
 	faultLoss:          "loss",
+	faultMember:        "member",
+	faultDiskFull:      "disk-full",
 }
 
 func (k faultKind) String() string {
@@ -55,17 +59,20 @@ func (k faultKind) String() string {
 }
 
 // network reports whether k needs the network namespaces.
-func (k faultKind) network() bool { return k >= faultIsolate }
+func (k faultKind) network() bool { return k >= faultIsolate && k <= faultLoss }
 
 // processFaults and networkFaults are the kinds "process" and "network"
 // stand for in -chaos.faults.
 var (
 	processFaults = []faultKind{faultKillAppliance, faultKillMaster, faultPause, faultRestartAll, faultWipe}
 	networkFaults = []faultKind{faultIsolate, faultSplit, faultOneWay, faultLoss}
+	// opsFaults are left out of "process" so that the schedules of the
+	// seeds measured before they existed stay the same.
+	opsFaults = []faultKind{faultMember, faultDiskFull}
 )
 
 // parseFaultKinds parses a comma-separated list of fault names, "process",
-// "network" or "all".
+// "network", "ops" (member and disk-full) or "all".
 func parseFaultKinds(s string) ([]faultKind, error) {
 	var out []faultKind
 	add := func(ks ...faultKind) {
@@ -83,9 +90,12 @@ func parseFaultKinds(s string) ([]faultKind, error) {
 			add(processFaults...)
 		case "network":
 			add(networkFaults...)
+		case "ops":
+			add(opsFaults...)
 		case "all":
 			add(processFaults...)
 			add(networkFaults...)
+			add(opsFaults...)
 		default:
 			found := false
 			for k, n := range faultNames {
@@ -95,7 +105,7 @@ func parseFaultKinds(s string) ([]faultKind, error) {
 				}
 			}
 			if !found {
-				return nil, fmt.Errorf("unknown fault %q (want process, network, all or one of %s)", name, faultNameList())
+				return nil, fmt.Errorf("unknown fault %q (want process, network, ops, all or one of %s)", name, faultNameList())
 			}
 		}
 	}
@@ -107,7 +117,7 @@ func parseFaultKinds(s string) ([]faultKind, error) {
 
 func faultNameList() string {
 	var names []string
-	for k := faultKillAppliance; k <= faultLoss; k++ {
+	for k := faultKillAppliance; k <= faultDiskFull; k++ {
 		names = append(names, k.String())
 	}
 	return strings.Join(names, ", ")
@@ -210,6 +220,11 @@ func chaosSchedule(seed int64, d time.Duration, n int, kinds []faultKind) []faul
 		case faultLoss:
 			f.Leader, f.Target = false, 0
 			f.Loss = 10 + 5*rng.IntN(9)
+			f.Hold = between(2*time.Second, 6*time.Second)
+		case faultMember:
+			f.Leader = false // always a follower: the leader cannot remove itself
+			f.Hold = between(0, time.Second)
+		case faultDiskFull:
 			f.Hold = between(2*time.Second, 6*time.Second)
 		}
 		if t+f.Hold > d-chaosTail {
@@ -360,6 +375,10 @@ func (n *nemesis) inject(ctx context.Context, f fault) (faultRecord, error) {
 			hold(ctx, f.Hold)
 			err = cc.net.heal()
 		}
+	case faultMember:
+		err = n.memberCycle(ctx, f, target, &rec)
+	case faultDiskFull:
+		err = n.diskFull(ctx, f, target, &rec)
 	}
 	n.reviveExited()
 	rec.End = n.hist.now()
@@ -501,7 +520,9 @@ func TestChaosParseFaultKinds(t *testing.T) {
 	}{
 		{in: "process", want: processFaults},
 		{in: "network", want: networkFaults},
-		{in: "all", want: append(append([]faultKind(nil), processFaults...), networkFaults...)},
+		{in: "all", want: append(append(append([]faultKind(nil), processFaults...), networkFaults...), opsFaults...)},
+		{in: "ops", want: opsFaults},
+		{in: "member,disk-full", want: []faultKind{faultMember, faultDiskFull}},
 		{in: "pause, wipe,pause", want: []faultKind{faultPause, faultWipe}},
 		{in: "one-way,loss", want: []faultKind{faultOneWay, faultLoss}},
 		{in: "", wantErr: true},

@@ -48,7 +48,8 @@ var (
 // each in its own network namespace.
 type chaosCluster struct {
 	lc    *localCluster
-	net   *chaosNet // nil on loopback
+	net   *chaosNet   // nil on loopback
+	disks *chaosDisks // the tmpfs work_dirs (disk-full); nil if on the test's disk
 	ms    []*localMaster
 	hosts []string // each master's API host
 }
@@ -312,6 +313,9 @@ func runChaos(t *testing.T, bin string, cfg chaosConfig) *chaosResult {
 	cc := &chaosCluster{lc: lc, ms: ms}
 	for range ms {
 		cc.hosts = append(cc.hosts, "127.0.0.1")
+	}
+	if slices.Contains(cfg.Kinds, faultDiskFull) {
+		setupChaosDisks(t, cc)
 	}
 	if cfg.Netns {
 		if removed, err := cleanupChaosLeftovers(); err != nil {
