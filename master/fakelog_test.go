@@ -112,6 +112,7 @@ type fakeLog struct {
 	appendErr  error         // returned by writes when set
 	appends    int
 	elects     int
+	latency    time.Duration // simulated replication time added to every write
 }
 
 var _ Log = (*fakeLog)(nil)
@@ -186,9 +187,21 @@ func (l *fakeLog) gate(ctx context.Context) error {
 	l.mu.Lock()
 	g, aerr := l.appendGate, l.appendErr
 	l.appends++
+	lat := l.latency
 	l.mu.Unlock()
 	if aerr != nil {
 		return aerr
+	}
+	if lat > 0 {
+		// Simulated replication time, not synchronisation: the write
+		// completes after it either way.
+		t := time.NewTimer(lat)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	if g == nil {
 		return nil
