@@ -2,16 +2,31 @@ package paxos
 
 import "fmt"
 
+// catchupWindow is the number of catch-up requests kept in flight, each over
+// a disjoint range of about one batch (MaxBatchBytes).
+const catchupWindow = 8
+
 // catchup is the state of bulk catch-up: learned actions fetched in batches
 // from one peer (the coordinator when one is known) instead of one Paxos
 // round per position. Catch-up never runs Paxos itself, so it can never
 // demote a working coordinator: positions nobody has learned yet are left to
 // the coordinator's learned broadcasts (or to the next coordinator's fill).
+//
+// Up to catchupWindow requests over disjoint ranges are in flight at once:
+// the first request learns how many positions one answer holds (span), the
+// window is then filled with ranges of that size from sent upward. Answers
+// above learnedTo are learned out of order (Core.ahead) and persisted
+// without a sync, like any learned mark. When no answer made progress for a
+// retry period, every range is dropped and catch-up starts again from
+// learnedTo, possibly from another peer.
 type catchup struct {
 	active   bool
 	peer     ReplicaID
-	to       Position // catch up every position below it
-	deadline uint64
+	to       Position              // catch up every position below it
+	deadline uint64                // restart from learnedTo when no progress by then
+	sent     Position              // every range below it was requested
+	span     Position              // positions one answer holds; 0 until known
+	inflight map[Position]Position // requested ranges: start -> end
 }
 
 // startCatchup asks peer for the learned actions from learnedTo up to to.
@@ -21,17 +36,42 @@ func (c *Core) startCatchup(peer ReplicaID, to Position) {
 	}
 	c.cu.to = max(c.cu.to, to)
 	if c.cu.active && c.now < c.cu.deadline {
+		c.fillCatchupWindow()
 		return
 	}
 	c.cu.active = true
 	c.cu.peer = peer
-	c.requestCatchup()
+	c.cu.deadline = c.now + c.jitter()
+	c.cu.sent = c.learnedTo
+	clear(c.cu.inflight)
+	c.fillCatchupWindow()
 }
 
-// requestCatchup sends the next catch-up request.
-func (c *Core) requestCatchup() {
-	c.cu.deadline = c.now + c.jitter()
-	c.send(Message{Type: MsgCatchupRequest, To: c.cu.peer, Position: c.learnedTo, End: c.cu.to})
+// fillCatchupWindow sends requests for the next ranges until catchupWindow
+// are in flight or every range below cu.to was requested. While the span is
+// unknown a single request covers the rest.
+func (c *Core) fillCatchupWindow() {
+	if c.cu.inflight == nil {
+		c.cu.inflight = map[Position]Position{}
+	}
+	c.cu.sent = max(c.cu.sent, c.learnedTo)
+	for c.cu.sent < c.cu.to && len(c.cu.inflight) < catchupWindow {
+		if c.cu.span == 0 && len(c.cu.inflight) > 0 {
+			return
+		}
+		end := c.cu.to
+		if c.cu.span > 0 {
+			end = min(end, c.cu.sent+c.cu.span)
+		}
+		c.requestCatchup(c.cu.sent, end)
+		c.cu.sent = end
+	}
+}
+
+// requestCatchup sends a catch-up request for [from, to).
+func (c *Core) requestCatchup(from, to Position) {
+	c.cu.inflight[from] = to
+	c.send(Message{Type: MsgCatchupRequest, To: c.cu.peer, Position: from, End: to})
 }
 
 // maybeCatchupFromLeader starts catching up from the coordinator when it
@@ -42,10 +82,11 @@ func (c *Core) maybeCatchupFromLeader() {
 	}
 }
 
-// tickCatchup retries a catch-up whose answer did not come.
+// tickCatchup restarts a catch-up that made no progress for a retry period.
 func (c *Core) tickCatchup() {
 	if c.cu.active && c.now >= c.cu.deadline {
 		c.cu.active = false
+		clear(c.cu.inflight)
 		if c.learnedTo < c.cu.to {
 			peer := c.cu.peer
 			if c.leaderKnown && c.now-c.leaderAt < uint64(c.cfg.LeaseTicks) && c.leader != c.id {
@@ -61,18 +102,21 @@ func (c *Core) tickCatchup() {
 
 // handleCatchupResponse stores a batch of learned actions. A responder whose
 // log was truncated above learnedTo starts the batch at its Begin (the
-// snapshot): the local log is truncated to it first.
+// snapshot): the local log is truncated to it first. A batch that starts
+// above learnedTo anywhere else answers a pipelined request; its actions
+// are learned out of order.
 func (c *Core) handleCatchupResponse(m Message) error {
 	if m.Result != ResultAccept {
 		if c.cu.active && m.From == c.cu.peer {
 			c.cu.active = false
+			clear(c.cu.inflight)
 		}
 		return nil
 	}
 	before := c.learnedTo
-	if len(m.Actions) > 0 && m.Actions[0].Position > c.learnedTo {
-		if m.Actions[0].Position != m.Begin || m.Begin < c.hs.Begin || m.Config == nil || m.Config.Cluster == 0 {
-			return nil // a gap the responder cannot explain: ignore
+	if len(m.Actions) > 0 && m.Actions[0].Position > c.learnedTo && m.Actions[0].Position == m.Begin && m.Begin > c.hs.Begin {
+		if m.Config == nil || m.Config.Cluster == 0 {
+			return nil // a jump the responder cannot explain: ignore
 		}
 		if c.hs.Cluster != 0 && m.Config.Cluster != c.hs.Cluster {
 			return nil
@@ -105,12 +149,83 @@ func (c *Core) handleCatchupResponse(m Message) error {
 	if !c.cu.active || m.From != c.cu.peer {
 		return nil
 	}
-	c.cu.active = false
-	if c.learnedTo < c.cu.to && c.learnedTo > before && c.learnedTo < m.End {
-		c.cu.active = true
-		c.requestCatchup()
+	c.catchupAnswered(m)
+	if c.learnedTo > before {
+		c.cu.deadline = c.now + c.jitter()
 	}
+	if c.learnedTo >= c.cu.to {
+		c.cu.active = false
+		clear(c.cu.inflight)
+		return nil
+	}
+	if len(c.cu.inflight) == 0 && c.learnedTo > before {
+		// Every range was answered, but a gap is left (a short answer):
+		// request again from learnedTo.
+		c.cu.sent = c.learnedTo
+	}
+	c.fillCatchupWindow()
 	return nil
+}
+
+// catchupAnswered removes the range m answers from the window, and
+// re-requests the rest of a range the answer did not cover; an answer cut
+// short by MaxBatchBytes (or the first one) also sets the span. An empty answer drops every
+// range the responder has not learned (above m.End). An empty answer from a
+// responder truncated above learnedTo (a range below its Begin) is replaced
+// by one request from learnedTo past its Begin, answered with its snapshot.
+func (c *Core) catchupAnswered(m Message) {
+	if len(m.Actions) == 0 && m.Begin > c.learnedTo {
+		if e, ok := c.cu.inflight[c.learnedTo]; ok && e > m.Begin {
+			return // already asked
+		}
+		clear(c.cu.inflight)
+		end := max(c.cu.to, m.Begin+1)
+		c.requestCatchup(c.learnedTo, end)
+		c.cu.sent = end
+		return
+	}
+	if len(m.Actions) == 0 {
+		for s := range c.cu.inflight {
+			if s >= m.End {
+				delete(c.cu.inflight, s)
+			}
+		}
+		return
+	}
+	s := m.Actions[0].Position
+	e, ok := c.cu.inflight[s]
+	if !ok {
+		// A snapshot jump answers the range it was asked for below Begin.
+		for s2 := range c.cu.inflight {
+			if s2 < s {
+				e, ok = max(e, c.cu.inflight[s2]), true
+				delete(c.cu.inflight, s2)
+			}
+		}
+		if !ok {
+			return
+		}
+	}
+	delete(c.cu.inflight, s)
+	got := m.Actions[len(m.Actions)-1].Position + 1
+	if got < min(e, m.End) {
+		size := 0
+		for _, a := range m.Actions {
+			size += actionSize(a)
+		}
+		if size >= c.cfg.MaxBatchBytes || c.cu.span == 0 {
+			// Cut short by MaxBatchBytes (the responder stops once its
+			// batch reaches it): one answer holds this many positions.
+			c.cu.span = max(1, got-s)
+		}
+		if e == c.cu.sent {
+			// The last range requested (the first one covers everything
+			// until the span is known): leave the rest to the window.
+			c.cu.sent = got
+		} else {
+			c.requestCatchup(got, e)
+		}
+	}
 }
 
 // observeConfig takes note of a peer's membership (the one in force at its

@@ -156,7 +156,23 @@
 // MsgCatchupRequest is answered by a VOTING replica with a batch of learned
 // actions (at most MaxBatchBytes); a requester behind the responder's
 // truncation point receives the responder's Begin (its snapshot) first and
-// jumps there. Catch-up never runs Paxos itself, so it can never demote a
+// jumps there. Catch-up is pipelined: the first answer cut short by
+// MaxBatchBytes gives the span (positions per answer), and then up to eight
+// requests over disjoint ranges of that span are in flight; answers above
+// learnedTo are learned out of order, a range answered short is asked for
+// again from where the answer stopped, ranges below the responder's Begin
+// are replaced by one request past it (the snapshot jump), and when no
+// answer advanced learnedTo for a retry period every range is dropped and
+// catch-up starts again from learnedTo, from the coordinator or the next
+// recovery peer. Every caught-up batch is saved without a sync (learned
+// values chosen by others). VOTING after recovery is safe all the same: it
+// is set in the batch in which learnedTo reaches the target, so every
+// position it covers was stored in that batch or an earlier one; that batch
+// is MustSync and saves are in order, so when VOTING is durable so is every
+// learned action below the target. A crash before that sync restores an
+// earlier state of the replica, still RECOVERING, which catches up again
+// from its durable learnedTo; positions learned ahead of learnedTo and lost
+// are simply asked for again. Catch-up never runs Paxos itself, so it can never demote a
 // working coordinator: a position nobody has learned is left to the
 // coordinator's learned broadcasts, or to the next coordinator's fill, and
 // a lagging VOTING replica catches up from the coordinator when a heartbeat
