@@ -108,6 +108,12 @@ func opErrorf(format string, args ...any) error {
 // error, not at all. It never reads the clock or any other input, so every
 // replica applying the same entries reaches the same registry.
 func (r *Registry) apply(op *Operation, now int64) error {
+	return r.applyIndexed(op, now, nil)
+}
+
+// applyIndexed is apply finding weights through ix, which the caller keeps
+// across calls (nil: scan). The result is the same either way.
+func (r *Registry) applyIndexed(op *Operation, now int64, ix *roleIndex) error {
 	defer r.normalize()
 	switch op.Type {
 	case OpRecover:
@@ -150,7 +156,7 @@ func (r *Registry) apply(op *Operation, now int64) error {
 		if err := validateWeights(op.WeightInfos); err != nil {
 			return err
 		}
-		r.updateWeights(op.WeightInfos)
+		r.updateWeights(op.WeightInfos, ix)
 		return nil
 	case OpAdmitSlave, OpMarkSlaveUnreachable, OpMarkSlaveReachable, OpMarkSlaveGone,
 		OpRemoveSlave, OpDrainAgent, OpMarkAgentDrained, OpDeactivateAgent, OpReactivateAgent:
@@ -297,13 +303,72 @@ func (r *Registry) updateQuota(cs []QuotaConfig) {
 }
 
 // updateWeights upserts each role's weight (Mesos's UpdateWeights).
-func (r *Registry) updateWeights(ws []WeightInfo) {
+func (r *Registry) updateWeights(ws []WeightInfo, ix *roleIndex) {
 	for _, w := range ws {
-		i := slices.IndexFunc(r.Weights, func(x Weight) bool { return x.Info.Role == w.Role })
+		i := ix.find(r, w.Role)
 		if i >= 0 {
 			r.Weights[i].Info = w
 		} else {
 			r.Weights = append(r.Weights, Weight{Info: w})
+			ix.added(r, w.Role)
+		}
+	}
+}
+
+// roleIndex maps the roles of one registry's Weights to their positions, so
+// an update finds its weight without scanning every role (regent bench
+// writes a thousand). It rebuilds itself when used with another registry
+// (a snapshot replaced it) or when Weights changed length without it, and
+// checks every hit, so it answers as a scan of Weights would. A nil
+// *roleIndex scans.
+type roleIndex struct {
+	reg *Registry // the registry indexed; held, so its address is not reused
+	n   int       // len(reg.Weights) when last indexed
+	pos map[string]int
+}
+
+// find returns the position of role's weight in r.Weights, or -1.
+func (x *roleIndex) find(r *Registry, role string) int {
+	if x == nil {
+		return slices.IndexFunc(r.Weights, func(w Weight) bool { return w.Info.Role == role })
+	}
+	if x.reg != r || x.n != len(r.Weights) {
+		x.rebuild(r)
+	}
+	i, ok := x.pos[role]
+	if ok && r.Weights[i].Info.Role != role {
+		x.rebuild(r)
+		i, ok = x.pos[role]
+	}
+	if !ok {
+		return -1
+	}
+	return i
+}
+
+// added records that role's weight was appended to r.Weights.
+func (x *roleIndex) added(r *Registry, role string) {
+	if x == nil {
+		return
+	}
+	if x.reg != r || x.n != len(r.Weights)-1 {
+		x.rebuild(r)
+		return
+	}
+	if _, ok := x.pos[role]; !ok {
+		x.pos[role] = len(r.Weights) - 1
+	}
+	x.n = len(r.Weights)
+}
+
+// rebuild indexes r from scratch; the first of duplicate roles wins, as in
+// a scan.
+func (x *roleIndex) rebuild(r *Registry) {
+	x.reg, x.n = r, len(r.Weights)
+	x.pos = make(map[string]int, len(r.Weights))
+	for i, w := range r.Weights {
+		if _, ok := x.pos[w.Info.Role]; !ok {
+			x.pos[w.Info.Role] = i
 		}
 	}
 }

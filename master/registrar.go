@@ -39,10 +39,11 @@ type registrar struct {
 
 	mu          sync.RWMutex
 	reg         *Registry
-	next        uint64 // the next position to read
-	applied     uint64 // entries applied, for tests and metrics
-	sinceSnap   int    // entries since the last snapshot
-	sinceBytes  int    // bytes of entries since the last snapshot
+	roles       roleIndex // weights of reg by role, for applying weight updates
+	next        uint64    // the next position to read
+	applied     uint64    // entries applied, for tests and metrics
+	sinceSnap   int       // entries since the last snapshot
+	sinceBytes  int       // bytes of entries since the last snapshot
 	changed     chan struct{}
 	waiters     map[uint64][]*proposal // own batches in flight, by sequence
 	proposedSeq uint64                 // highest own batch sequence proposed
@@ -142,7 +143,7 @@ func (r *registrar) applyEntry(e Entry) error {
 				return fmt.Errorf("apply position %d: leader record of cluster %q, this master is in %q: %w",
 					e.Position, op.MasterInfo.Cluster, r.cluster, ErrIdentity)
 			}
-			results[i] = r.reg.apply(op, b.Time)
+			results[i] = r.reg.applyIndexed(op, b.Time, &r.roles)
 		}
 		r.sinceSnap++
 		r.sinceBytes += len(e.Data)
