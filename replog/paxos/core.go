@@ -352,6 +352,12 @@ func (c *Core) getAction(p Position) (Action, bool, error) {
 	if u, ok := c.unstable[p]; ok {
 		return u.a, true, nil
 	}
+	if p >= c.next {
+		// Nothing is stored at or above next (scan and putAction keep it
+		// above every stored position): no read, which keeps catch-up of
+		// an empty replica from reading storage once per position.
+		return Action{}, false, nil
+	}
 	a, ok, err := c.st.Action(p)
 	if err != nil {
 		return Action{}, false, fmt.Errorf("read action %d: %w", p, err)
