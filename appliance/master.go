@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -40,6 +42,25 @@ const (
 // masterMemoryLimit is the master's soft memory limit (GOMEMLIMIT overrides
 // it): the collector works harder as the heap nears it, it is never a cap.
 const masterMemoryLimit = 192 << 20
+
+// minFreeBytes is the free space work_dir must have for the master to start:
+// room for Badger's two memtable files and a flushed table (see
+// docs/reliability.md, anomaly A2).
+const minFreeBytes = 64 << 20
+
+// checkFreeSpace returns an error naming dir when its file system has less
+// than need bytes available to this process.
+func checkFreeSpace(dir string, need uint64) error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("check free space of %s: %w", dir, err)
+	}
+	free := st.Bavail * uint64(st.Bsize)
+	if free < need {
+		return fmt.Errorf("%s has %d MiB free, the master needs at least %d MiB", dir, free>>20, need>>20)
+	}
+	return nil
+}
 
 // ReplicatedLogDir is the directory of the replica's store under work_dir,
 // as in Mesos.
@@ -104,6 +125,15 @@ func runMaster(ctx context.Context, c *Config, log hclog.Logger, child *supervis
 	}
 
 	dir := filepath.Join(c.WorkDir, ReplicatedLogDir)
+	if err := os.MkdirAll(c.WorkDir, 0o750); err != nil {
+		return fail(ExitConfig, "cannot create work_dir", err)
+	}
+	if err := checkFreeSpace(c.WorkDir, minFreeBytes); err != nil {
+		// Badger writes its memtables through memory-mapped files: on a
+		// full disk that is a SIGBUS, not an error. Refuse to start instead,
+		// with a reason the supervisor and the operator can read.
+		return fail(ExitFailure, "Failed to recover the log: work_dir is out of space", err)
+	}
 	store, err := badgerstore.Open(dir, badgerstore.Options{Logger: log})
 	if err != nil {
 		var inUse *replog.InUseError
