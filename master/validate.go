@@ -104,24 +104,17 @@ func lessMachine(a, b MachineID) bool {
 // validateStartMaintenance checks machine/down: each machine is scheduled
 // and DRAINING.
 func (r *Registry) validateStartMaintenance(ids []MachineID) error {
-	if err := validateMachines(ids); err != nil {
-		return err
-	}
-	modes := r.machineModes()
-	for _, id := range ids {
-		mode, ok := modes[id]
-		if !ok {
-			return opErrorf("Machine '%s' is not part of a maintenance schedule", id)
-		}
-		if mode != ModeDraining {
-			return opErrorf("Machine '%s' is not in DRAINING mode and cannot be brought down", id)
-		}
-	}
-	return nil
+	return r.validateModes(ids, ModeDraining, "down")
 }
 
 // validateStopMaintenance checks machine/up: each machine is DOWN.
 func (r *Registry) validateStopMaintenance(ids []MachineID) error {
+	return r.validateModes(ids, ModeDown, "up")
+}
+
+// validateModes checks that every machine of ids is valid, scheduled, and in
+// mode want, with Mesos's error texts for bringing it dir ("down", "up").
+func (r *Registry) validateModes(ids []MachineID, want MachineMode, dir string) error {
 	if err := validateMachines(ids); err != nil {
 		return err
 	}
@@ -131,8 +124,8 @@ func (r *Registry) validateStopMaintenance(ids []MachineID) error {
 		if !ok {
 			return opErrorf("Machine '%s' is not part of a maintenance schedule", id)
 		}
-		if mode != ModeDown {
-			return opErrorf("Machine '%s' is not in DOWN mode and cannot be brought up", id)
+		if mode != want {
+			return opErrorf("Machine '%s' is not in %s mode and cannot be brought %s", id, want, dir)
 		}
 	}
 	return nil
