@@ -48,6 +48,9 @@ func (m *Master) routes() http.Handler {
 	if m.cfg.Extra != nil {
 		mux.Handle("/replog/", m.cfg.Extra)
 	}
+	if m.cfg.EnablePProf {
+		routePProf(mux)
+	}
 	return m.metrics.instrument(mux)
 }
 
@@ -67,13 +70,22 @@ func (m *Master) retryAfter(st LogStatus) time.Duration {
 	return m.cfg.ElectionJitter + m.cfg.CheckInterval
 }
 
+// LeaderEpochHeader is the response header with which a leader-only
+// endpoint's answer names the leadership that served it: the time this
+// master was elected, in decimal Unix nanoseconds. A master elected again
+// (after a restart or a lost lease) answers with a new epoch. Epochs of
+// different masters compare only as far as their clocks agree; the chaos
+// harness, whose masters share one clock, uses it to find stale reads.
+const LeaderEpochHeader = "Regent-Leader-Epoch"
+
 // leaderOnly gates a leader-only endpoint: served on a recovered leader
-// whose lease is valid; redirected (307) to the known leader; else 503.
+// whose lease is valid, with [LeaderEpochHeader]; redirected (307) to the
+// known leader; else 503.
 func (m *Master) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		st := m.log.Status()
 		m.mu.RLock()
-		leading, recovered, exiting := m.leading, m.recovered, m.exiting
+		leading, recovered, exiting, elected := m.leading, m.recovered, m.exiting, m.elected
 		m.mu.RUnlock()
 		switch {
 		case exiting:
@@ -87,6 +99,7 @@ func (m *Master) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 			unavailable(w, m.cfg.ElectionJitter+m.cfg.CheckInterval, "leading master cut off from the quorum: lease not valid")
 			return
 		case leading:
+			w.Header().Set(LeaderEpochHeader, strconv.FormatInt(elected.UnixNano(), 10))
 			h(w, r)
 			return
 		}

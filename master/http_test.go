@@ -1,6 +1,7 @@
 package master
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -155,6 +156,49 @@ func TestQuotaAndWeights(t *testing.T) {
 		}
 		if rec := m.do("GET", "/metrics", ""); rec.Code != 200 || !strings.Contains(rec.Body.String(), "regent_registrar_log_write_seconds_bucket") || !strings.Contains(rec.Body.String(), "regent_http_request_duration_seconds") {
 			t.Errorf("/metrics = %d, missing histograms", rec.Code)
+		}
+	})
+}
+
+// TestLeaderEpochHeader checks that a leader's leader-only answers name its
+// election time, and that no other answer carries the header.
+func TestLeaderEpochHeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeCluster()
+		leader := startMaster(t, c, 5050, nil)
+		settle()
+		follower := startMaster(t, c, 5051, nil)
+		settle()
+		leader.Master.mu.RLock()
+		elected := leader.elected
+		leader.Master.mu.RUnlock()
+		if elected.IsZero() {
+			t.Fatal("leader has no election time")
+		}
+		epoch := strconv.FormatInt(elected.UnixNano(), 10)
+		tests := []struct {
+			name         string
+			m            *testMaster
+			method, path string
+			body         string
+			code         int
+			want         string
+		}{
+			{"leader reads weights", leader, "GET", "/master/weights", "", 200, epoch},
+			{"leader writes weights", leader, "PUT", "/weights", `[{"role":"dev","weight":2}]`, 200, epoch},
+			{"leader state", leader, "GET", "/master/state", "", 200, epoch},
+			{"leader refuses a bad write", leader, "PUT", "/weights", `[{"role":"dev","weight":0}]`, 400, epoch},
+			{"leader health", leader, "GET", "/health", "", 200, ""},
+			{"leader redirect", leader, "GET", "/redirect", "", 307, ""},
+			{"leader registry", leader, "GET", "/registrar(1)/registry", "", 200, ""},
+			{"follower redirects weights", follower, "GET", "/master/weights", "", 307, ""},
+			{"follower registry", follower, "GET", "/registrar(1)/registry", "", 200, ""},
+		}
+		for _, tt := range tests {
+			rec := tt.m.do(tt.method, tt.path, tt.body)
+			if got := rec.Header().Get(LeaderEpochHeader); rec.Code != tt.code || got != tt.want {
+				t.Errorf("%s: %s %s = %d %s %q, want %d %q", tt.name, tt.method, tt.path, rec.Code, LeaderEpochHeader, got, tt.code, tt.want)
+			}
 		}
 	})
 }
