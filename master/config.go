@@ -72,6 +72,11 @@ type Config struct {
 	MaxBodyBytes int64
 	// ShutdownTimeout bounds the HTTP server's graceful shutdown (default 5s).
 	ShutdownTimeout time.Duration
+	// EnablePProf serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/ on the API, on every master, and turns on mutex and
+	// block profiling for the process. Off by default: profiles show the
+	// command line and cost CPU while they are taken.
+	EnablePProf bool
 
 	// Ready, if set, is called once, when the API is listening and the
 	// master is following or leading.

@@ -93,6 +93,9 @@ func (m *Master) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.self = m.masterInfo(m.cfg.IP, port)
 	m.mu.Unlock()
+	if m.cfg.EnablePProf {
+		enableProfiling()
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
