@@ -76,6 +76,9 @@ type MasterConfig struct {
 	RegistryFetchTimeout time.Duration
 	// PeerSecret is the HMAC key of peer handshakes when TLS is off.
 	PeerSecret string
+	// EnablePProf serves Go's runtime profiles under /debug/pprof/ on the
+	// API port (off by default).
+	EnablePProf bool
 	// TLS configures TLS for the API and peer traffic.
 	TLS TLSConfig
 }
@@ -216,6 +219,7 @@ type fileMaster struct {
 	RegistryStoreTimeout *hcl.Attribute `hcl:"registry_store_timeout,optional"`
 	RegistryFetchTimeout *hcl.Attribute `hcl:"registry_fetch_timeout,optional"`
 	PeerSecret           *hcl.Attribute `hcl:"peer_secret,optional"`
+	EnablePProf          *hcl.Attribute `hcl:"enable_pprof,optional"`
 	TLS                  *fileTLS       `hcl:"tls,block"`
 }
 
@@ -330,6 +334,8 @@ var settings = []setting{
 		masterAttr(func(m *fileMaster) *hcl.Attribute { return m.RegistryStoreTimeout }), func(c *Config) any { return &c.Master.RegistryStoreTimeout }},
 	{"master.registry_fetch_timeout", "registry_fetch_timeout", kindDuration, "longest `duration` of the registry recovery after an election",
 		masterAttr(func(m *fileMaster) *hcl.Attribute { return m.RegistryFetchTimeout }), func(c *Config) any { return &c.Master.RegistryFetchTimeout }},
+	{"master.enable_pprof", "enable_pprof", kindBool, "serve Go's runtime profiles under /debug/pprof/ on the API",
+		masterAttr(func(m *fileMaster) *hcl.Attribute { return m.EnablePProf }), func(c *Config) any { return &c.Master.EnablePProf }},
 	{"master.peer_secret", "", kindString, "",
 		masterAttr(func(m *fileMaster) *hcl.Attribute { return m.PeerSecret }), func(c *Config) any { return &c.Master.PeerSecret }},
 	{"master.tls.ca_file", "", kindString, "",

@@ -65,6 +65,7 @@ func (c *Config) MasterConfig() master.Config {
 		Flags:                c.Flags(),
 		RegistryStoreTimeout: m.RegistryStoreTimeout,
 		RegistryFetchTimeout: m.RegistryFetchTimeout,
+		EnablePProf:          m.EnablePProf,
 	}
 }
 

@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -158,6 +159,39 @@ func TestReloadActionFor(t *testing.T) {
 			tt.change(new)
 			if got := ReloadActionFor(old, new); got != tt.want {
 				t.Errorf("ReloadActionFor after %s = %v, want %v", tt.name, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestMasterConfigEnablePProf checks that enable_pprof reaches the master,
+// from the file and from the Mesos-style flag, and is off by default.
+func TestMasterConfigEnablePProf(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		file  string
+		flags []FlagValue
+		want  bool
+	}{
+		{"default", "master {}\n", nil, false},
+		{"file", "master {\n  enable_pprof = true\n}\n", nil, true},
+		{"flag", "master {}\n", []FlagValue{{Name: "enable_pprof", Value: "true"}}, true},
+		{"flag over file", "master {\n  enable_pprof = true\n}\n", []FlagValue{{Name: "enable_pprof", Value: "false"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := writeFiles(t, map[string]string{"m.hcl": tt.file})
+			c, diags := (&Loader{Flags: tt.flags}).Load(dir)
+			if diags.HasErrors() {
+				t.Fatalf("load %q with flags %v: %s", tt.file, tt.flags, diags.Error())
+			}
+			if got := c.MasterConfig().EnablePProf; got != tt.want {
+				t.Errorf("file %q, flags %v: MasterConfig().EnablePProf = %v, want %v", tt.file, tt.flags, got, tt.want)
+			}
+			if got, want := c.Flags()["enable_pprof"], strconv.FormatBool(tt.want); got != want {
+				t.Errorf("file %q, flags %v: Flags()[enable_pprof] = %q, want %q", tt.file, tt.flags, got, want)
 			}
 		})
 	}

@@ -32,6 +32,11 @@ master {
   registry_store_timeout = "20s"
   # Bound on recovering the registry after an election.
   registry_fetch_timeout = "60s"
+
+  # Serve Go's runtime profiles (CPU, heap, mutex, goroutines) under
+  # /debug/pprof/ on the API port, for `go tool pprof`. Off by default: anyone
+  # who reaches the API can read them. --enable_pprof overrides it.
+  enable_pprof = false
 }
 
 supervisor {
