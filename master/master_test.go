@@ -443,3 +443,34 @@ func TestFailedCampaignIsRetried(t *testing.T) {
 		}
 	})
 }
+
+// TestLeaderRecordsCountElections checks the metric "regent bench" counts
+// leader changes with: every master counts the leader records it applies,
+// one per election.
+func TestLeaderRecordsCountElections(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeCluster()
+		first := startMaster(t, c, 5050, nil)
+		settle()
+		second := startMaster(t, c, 5051, nil)
+		settle()
+		records := func(m *testMaster) float64 {
+			t.Helper()
+			return decodeJSON[map[string]float64](t, m.do("GET", "/metrics/snapshot", ""))["registrar/leader_records_applied"]
+		}
+		if got1, got2 := records(first), records(second); got1 != 1 || got2 != 1 {
+			t.Fatalf("after one election: leader_records_applied = %v on the leader, %v on the follower; want 1, 1", got1, got2)
+		}
+		if err := first.stop(); err != nil {
+			t.Fatalf("stop the first leader: %v", err)
+		}
+		c.depose()
+		settle()
+		if got := second.heartbeat(); got != "leading" {
+			t.Fatalf("second master's heartbeat = %q, want leading", got)
+		}
+		if got := records(second); got != 2 {
+			t.Errorf("after a second election: leader_records_applied = %v, want 2", got)
+		}
+	})
+}

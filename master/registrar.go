@@ -42,6 +42,7 @@ type registrar struct {
 	roles       roleIndex // weights of reg by role, for applying weight updates
 	next        uint64    // the next position to read
 	applied     uint64    // entries applied, for tests and metrics
+	leaders     uint64    // leader records applied (one per election), for metrics
 	sinceSnap   int       // entries since the last snapshot
 	sinceBytes  int       // bytes of entries since the last snapshot
 	changed     chan struct{}
@@ -144,6 +145,9 @@ func (r *registrar) applyEntry(e Entry) error {
 					e.Position, op.MasterInfo.Cluster, r.cluster, ErrIdentity)
 			}
 			results[i] = r.reg.applyIndexed(op, b.Time, &r.roles)
+			if op.Type == OpRecover {
+				r.leaders++
+			}
 		}
 		r.sinceSnap++
 		r.sinceBytes += len(e.Data)
