@@ -40,6 +40,7 @@ func cmdBench(ctx context.Context, e *Env, args []string) int {
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	dir := fs.String("dir", "", "directory for the local cluster (default: a new temporary directory, removed at exit)")
 	quiet := fs.Bool("quiet", true, "do not relay the local masters' logs")
+	pprofOn := fs.Bool("pprof", false, "serve /debug/pprof/ on the local cluster's masters (enable_pprof) and print their API URLs")
 	if code, ok := e.parseFlags(fs, args); !ok {
 		if code == ExitOK { // help was printed
 			fmt.Fprintf(e.Stdout, "\nSee also 'regent bench failover -h': time the failover after a kill -9 of the leader.\n")
@@ -65,14 +66,25 @@ func cmdBench(ctx context.Context, e *Env, args []string) int {
 			return e.usageError("-address: %v", err)
 		}
 		base = u
+		o.Watch = []string{base}
 	} else {
-		c, cleanup, err := startBenchCluster(ctx, e, *dir, *quiet, "")
+		extra := ""
+		if *pprofOn {
+			extra = "enable_pprof = true"
+		}
+		c, cleanup, err := startBenchCluster(ctx, e, *dir, *quiet, extra)
 		if err != nil {
 			fmt.Fprintf(e.Stderr, "%s: %v\n", e.cmd.path(), err)
 			return ExitFailure
 		}
 		defer cleanup()
 		base = c.Masters()[0].APIURL()
+		for _, m := range c.Masters() {
+			o.Watch = append(o.Watch, m.APIURL())
+			if *pprofOn {
+				fmt.Fprintf(e.Stderr, "%s: profiles at %s/debug/pprof/\n", m.Name, m.APIURL())
+			}
+		}
 	}
 	o.Base = base
 	res, err := runHTTPBench(ctx, o)
@@ -92,6 +104,11 @@ func cmdBench(ctx context.Context, e *Env, args []string) int {
 	fmt.Fprintf(tw, "writes\t%d acknowledged in %.2f s; %d errors, %d redirects followed\n", res.Writes, res.Seconds, res.Errors, res.Redirects)
 	fmt.Fprintf(tw, "writes/s\t%.0f\n", res.WritesPerS)
 	fmt.Fprintf(tw, "latency p50 / p99 / max\t%.2f / %.2f / %.2f ms\n", res.P50Ms, res.P99Ms, res.MaxMs)
+	if res.LeaderChanges < 0 {
+		fmt.Fprintf(tw, "leader changes\tunknown (%d masters watched, every one restarted or unreachable)\n", res.MastersWatched)
+	} else {
+		fmt.Fprintf(tw, "leader changes\t%d (%d masters watched; %d master restarts seen)\n", res.LeaderChanges, res.MastersWatched, res.MasterRestarts)
+	}
 	if res.FirstError != "" {
 		fmt.Fprintf(tw, "first error\t%s\n", res.FirstError)
 	}
@@ -167,6 +184,9 @@ type httpBenchOptions struct {
 	Clients  int
 	Duration time.Duration
 	Roles    int
+	// Watch are the masters' API base URLs polled for leader changes; the
+	// leader found at the start is added.
+	Watch []string
 }
 
 // httpBenchResult is what "regent bench" reports.
@@ -180,7 +200,12 @@ type httpBenchResult struct {
 	P50Ms      float64 `json:"p50_ms"`
 	P99Ms      float64 `json:"p99_ms"`
 	MaxMs      float64 `json:"max_ms"`
-	FirstError string  `json:"first_error,omitempty"`
+	// LeaderChanges is the number of elections during the run, -1 when no
+	// watched master could tell (see leaderWatch).
+	LeaderChanges  int    `json:"leader_changes"`
+	MasterRestarts int    `json:"master_restarts"`
+	MastersWatched int    `json:"masters_watched"`
+	FirstError     string `json:"first_error,omitempty"`
 }
 
 // newBenchClient returns an HTTP client that keeps one idle connection per
@@ -269,6 +294,9 @@ func runHTTPBench(ctx context.Context, o httpBenchOptions) (*httpBenchResult, er
 		time.Sleep(50 * time.Millisecond) // waiting on the cluster, not on our own code
 	}
 
+	watch := newLeaderWatch(hc, append(slices.Clone(o.Watch), lt.get()))
+	watch.sample(ctx)
+
 	var writes, errs, redirects atomic.Int64
 	var firstErr atomic.Value
 	lats := make([][]time.Duration, o.Clients)
@@ -276,6 +304,7 @@ func runHTTPBench(ctx context.Context, o httpBenchOptions) (*httpBenchResult, er
 	defer cancel()
 	start := time.Now()
 	var wg sync.WaitGroup
+	wg.Go(func() { watch.run(bctx, time.Second) })
 	for i := range o.Clients {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
@@ -305,6 +334,8 @@ func runHTTPBench(ctx context.Context, o httpBenchOptions) (*httpBenchResult, er
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	watch.sample(ctx)
+	changes, restarts := watch.result()
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)
@@ -319,6 +350,10 @@ func runHTTPBench(ctx context.Context, o httpBenchOptions) (*httpBenchResult, er
 		WritesPerS: float64(writes.Load()) / elapsed.Seconds(),
 		P50Ms:      quantileMs(all, 0.50),
 		P99Ms:      quantileMs(all, 0.99),
+
+		LeaderChanges:  changes,
+		MasterRestarts: restarts,
+		MastersWatched: len(watch.masters),
 	}
 	if len(all) > 0 {
 		res.MaxMs = float64(all[len(all)-1]) / float64(time.Millisecond)
@@ -327,6 +362,120 @@ func runHTTPBench(ctx context.Context, o httpBenchOptions) (*httpBenchResult, er
 		res.FirstError = s
 	}
 	return res, nil
+}
+
+// leaderWatch counts leader changes during a benchmark exactly: every
+// election writes one leader record to the log, every master applies it and
+// counts it in registrar/leader_records_applied (/metrics/snapshot), so the
+// growth of that counter on a master that did not restart is the number of
+// elections while it was watched. It polls every watched master (once a
+// second during the run, and once before and after it) and takes the
+// largest growth among those that stayed up; a master whose start time (now
+// less its uptime) moved by more than a second, or whose count went
+// backwards, restarted, which is counted separately. A leader that
+// changes and changes back between two polls is still counted: the records
+// are in the log, not in the poll.
+type leaderWatch struct {
+	hc      *http.Client
+	masters []*watchedMaster
+}
+
+// watchedMaster is what the watch knows of one master.
+type watchedMaster struct {
+	base      string
+	seen      bool      // answered at least once
+	first     float64   // leader records at its first answer
+	last      float64   // leader records at its last answer
+	started   time.Time // its start, from its uptime at its last answer
+	restarts  int       // times it was seen to have restarted
+	restarted bool      // restarted at least once: its count is not the whole run's
+}
+
+// newLeaderWatch watches the masters at bases (duplicates and empty ones
+// dropped).
+func newLeaderWatch(hc *http.Client, bases []string) *leaderWatch {
+	w := &leaderWatch{hc: hc}
+	for _, b := range bases {
+		if b == "" || slices.ContainsFunc(w.masters, func(m *watchedMaster) bool { return m.base == b }) {
+			continue
+		}
+		w.masters = append(w.masters, &watchedMaster{base: b})
+	}
+	return w
+}
+
+// run samples every interval until ctx is done.
+func (w *leaderWatch) run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.sample(ctx)
+		}
+	}
+}
+
+// sample polls every watched master once. Only run (or the caller before
+// and after run) calls it, never two at once.
+func (w *leaderWatch) sample(ctx context.Context) {
+	for _, m := range w.masters {
+		records, uptime, err := w.poll(ctx, m.base)
+		if err != nil {
+			continue // down or restarting: the next answer tells
+		}
+		started := time.Now().Add(-time.Duration(uptime * float64(time.Second)))
+		switch {
+		case !m.seen:
+			m.seen, m.first = true, records
+		case records < m.last || started.Sub(m.started).Abs() > time.Second:
+			m.restarts++
+			m.restarted = true
+		}
+		m.last, m.started = records, started
+	}
+}
+
+// poll reads one master's leader-record count and uptime.
+func (w *leaderWatch) poll(ctx context.Context, base string) (records, uptime float64, err error) {
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(pctx, http.MethodGet, base+"/metrics/snapshot", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := w.hc.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("GET %s/metrics/snapshot: status %d", base, resp.StatusCode)
+	}
+	var snap map[string]float64
+	if err := json.NewDecoder(resp.Body).Decode(&snap); err != nil {
+		return 0, 0, fmt.Errorf("GET %s/metrics/snapshot: %w", base, err)
+	}
+	records, ok := snap["registrar/leader_records_applied"]
+	if !ok {
+		return 0, 0, fmt.Errorf("GET %s/metrics/snapshot: no registrar/leader_records_applied (an older master?)", base)
+	}
+	return records, snap["master/uptime_secs"], nil
+}
+
+// result returns the leader changes seen (-1 when no master that answered
+// stayed up throughout) and the master restarts seen.
+func (w *leaderWatch) result() (changes, restarts int) {
+	changes = -1
+	for _, m := range w.masters {
+		restarts += m.restarts
+		if m.seen && !m.restarted {
+			changes = max(changes, int(m.last-m.first))
+		}
+	}
+	return changes, restarts
 }
 
 // cmdBenchFailover runs "regent bench failover": a local cluster of three

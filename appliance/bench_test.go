@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -118,7 +119,8 @@ func TestHTTPBenchAgainstCluster(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("regent bench: exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"writes/s", "latency p50 / p99", "leader " + leader.APIURL()} {
+	// The follower and the leader are watched, and neither changes.
+	for _, want := range []string{"writes/s", "latency p50 / p99", "leader " + leader.APIURL(), "leader changes  0 (2 masters watched; 0 master restarts seen)"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
@@ -140,5 +142,77 @@ func TestHTTPBenchAgainstCluster(t *testing.T) {
 	}
 	if len(res.TrialsMs) != 1 || res.TrialsMs[0] <= 0 || res.MedianMs != res.TrialsMs[0] {
 		t.Errorf("failover result %+v, want one positive trial", res)
+	}
+}
+
+// TestLeaderWatch checks the leader-change count of "regent bench" from
+// masters' /metrics/snapshot answers, sample by sample.
+func TestLeaderWatch(t *testing.T) {
+	t.Parallel()
+	// The samples are milliseconds apart: one process answers with the
+	// same uptime each time, a restarted one with a much smaller one.
+	type answer struct {
+		records, uptime float64
+		down            bool
+	}
+	up := func(records, uptime float64) answer { return answer{records: records, uptime: uptime} }
+	down := answer{down: true}
+	tests := []struct {
+		name         string
+		masters      [][]answer // per master, its answer at each sample
+		wantChanges  int
+		wantRestarts int
+	}{
+		{"steady, no change", [][]answer{{up(4, 100), up(4, 100), up(4, 100)}}, 0, 0},
+		{"two elections", [][]answer{{up(4, 100), up(5, 100), up(6, 100)}}, 2, 0},
+		{"down for a while, same process", [][]answer{{up(1, 100), down, up(2, 100)}}, 1, 0},
+		{"restarted master is not counted", [][]answer{{up(1, 100), up(3, 0.5), up(3, 0.5)}}, -1, 1},
+		{"count went backwards", [][]answer{{up(7, 100), up(2, 100)}}, -1, 1},
+		{"restart and a steady peer", [][]answer{
+			{up(1, 100), up(1, 0.2), up(2, 0.2)},
+			{up(1, 100), up(1, 100), up(2, 100)},
+		}, 1, 1},
+		{"the largest count among steady masters", [][]answer{
+			{up(1, 100), up(2, 100), up(2, 100)},
+			{down, up(5, 100), up(6, 100)}, // first seen late: misses the first change
+		}, 1, 0},
+		{"never answered", [][]answer{{down, down}}, -1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var bases []string
+			var steps []*atomic.Int64
+			for _, answers := range tt.masters {
+				step := new(atomic.Int64)
+				steps = append(steps, step)
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					a := answers[step.Load()]
+					if a.down || r.URL.Path != "/metrics/snapshot" {
+						http.Error(w, "down", http.StatusServiceUnavailable)
+						return
+					}
+					fmt.Fprintf(w, `{"master/uptime_secs":%v,"registrar/leader_records_applied":%v,"master/elected":0}`, a.uptime, a.records)
+				}))
+				t.Cleanup(srv.Close)
+				bases = append(bases, srv.URL)
+			}
+			hc := newBenchClient(4)
+			defer hc.CloseIdleConnections()
+			w := newLeaderWatch(hc, append(bases, bases[0], ""))
+			if len(w.masters) != len(bases) {
+				t.Fatalf("newLeaderWatch(%v + a duplicate and an empty one) watches %d masters, want %d", bases, len(w.masters), len(bases))
+			}
+			for i := range tt.masters[0] {
+				for _, s := range steps {
+					s.Store(int64(i))
+				}
+				w.sample(context.Background())
+			}
+			changes, restarts := w.result()
+			if changes != tt.wantChanges || restarts != tt.wantRestarts {
+				t.Errorf("answers %v: result() = %d changes, %d restarts; want %d, %d", tt.masters, changes, restarts, tt.wantChanges, tt.wantRestarts)
+			}
+		})
 	}
 }
