@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/regent-ha/regent/master"
 )
 
 // chaosHistory records every client call of a run. Times are monotonic
@@ -81,6 +83,8 @@ type chaosReply struct {
 	body    []byte
 	hops    []string
 	err     string
+	server  string // ok: the master that answered
+	epoch   int64  // ok: its leadership epoch (0: no header)
 }
 
 // call performs method path with body against c.Base, following redirects.
@@ -132,6 +136,8 @@ func (c *chaosClient) call(ctx context.Context, method, path string, body []byte
 				return rep
 			}
 			rep.outcome, rep.body = chaosOK, b
+			rep.server = req.URL.Host
+			rep.epoch, _ = strconv.ParseInt(resp.Header.Get(master.LeaderEpochHeader), 10, 64)
 			return rep
 		case code >= 500 && write:
 			// A 503 may come after the master proposed the
@@ -162,6 +168,7 @@ func (c *chaosClient) write(ctx context.Context, role string) chaosOp {
 	rep := c.call(ctx, http.MethodPut, "/master/weights", body, true)
 	op.Return = c.Hist.now()
 	op.Outcome, op.Hops, op.Err = rep.outcome, rep.hops, rep.err
+	op.Server, op.Epoch = rep.server, rep.epoch
 	c.Hist.add(op)
 	return op
 }
@@ -172,6 +179,7 @@ func (c *chaosClient) read(ctx context.Context) chaosOp {
 	rep := c.call(ctx, http.MethodGet, "/master/weights", nil, false)
 	op.Return = c.Hist.now()
 	op.Outcome, op.Hops, op.Err = rep.outcome, rep.hops, rep.err
+	op.Server, op.Epoch = rep.server, rep.epoch
 	if op.Outcome == chaosOK {
 		ws, err := decodeWeights(rep.body)
 		if err != nil {
@@ -242,11 +250,12 @@ type fakeWeightsMaster struct {
 	hang    chan struct{} // when non-nil, requests block until it is closed
 	drop    bool          // close the connection after reading the request
 	status  int           // when non-zero, the answer to every request
+	epoch   int64         // as leader: its leadership epoch header, if non-zero
 }
 
 func (f *fakeWeightsMaster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	leader, hang, drop, status := f.leader, f.hang, f.drop, f.status
+	leader, hang, drop, status, epoch := f.leader, f.hang, f.drop, f.status, f.epoch
 	f.mu.Unlock()
 	if hang != nil {
 		// Read the body, so the server notices when the client hangs up.
@@ -271,6 +280,9 @@ func (f *fakeWeightsMaster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch leader {
 	case "":
+		if epoch != 0 {
+			w.Header().Set(master.LeaderEpochHeader, strconv.FormatInt(epoch, 10))
+		}
 	case "none":
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, `{"error":"no leader"}`, http.StatusServiceUnavailable)
@@ -408,8 +420,8 @@ func TestChaosClient(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			leader := &fakeWeightsMaster{weights: map[string]float64{}}
-			follower := &fakeWeightsMaster{weights: map[string]float64{}}
+			leader := &fakeWeightsMaster{weights: map[string]float64{}, epoch: 200}
+			follower := &fakeWeightsMaster{weights: map[string]float64{}, epoch: 100}
 			// Closed after the cleanups setup registers.
 			ls := httptest.NewServer(leader)
 			t.Cleanup(ls.Close)
@@ -438,6 +450,20 @@ func TestChaosClient(t *testing.T) {
 					if s.role == "" && op.Role != "l"+strconv.Itoa(i+1) {
 						t.Errorf("step %d: got ledger role %q, want l%d", i, op.Role, i+1)
 					}
+				}
+				// An acknowledged call names the master that answered
+				// (the follower itself after one hop, else the leader)
+				// and its epoch; others name none.
+				var wantServer string
+				var wantEpoch int64
+				if s.outcome == chaosOK {
+					wantServer, wantEpoch = fs.Listener.Addr().String(), 100
+					if s.hops > 1 {
+						wantServer, wantEpoch = ls.Listener.Addr().String(), 200
+					}
+				}
+				if op.Server != wantServer || op.Epoch != wantEpoch {
+					t.Errorf("step %d (%+v): got server %q epoch %d, want %q epoch %d", i, s, op.Server, op.Epoch, wantServer, wantEpoch)
 				}
 				if !s.write && s.outcome == chaosOK {
 					if diff := cmp.Diff(s.weights, op.Weights); diff != "" {

@@ -75,6 +75,11 @@ type chaosOp struct {
 	Weights map[string]float64 `json:"weights,omitempty"` // read: what it returned
 	Hops    []string           `json:"hops,omitempty"`    // masters asked, in order, with their answers
 	Err     string             `json:"error,omitempty"`
+	// Server is the master that answered an acknowledged call (host:port),
+	// Epoch the leadership it served under (its master.LeaderEpochHeader,
+	// 0 if absent); checkStaleReads checks them.
+	Server string `json:"server,omitempty"`
+	Epoch  int64  `json:"epoch,omitempty"`
 }
 
 // isLedgerRole reports whether role is a write-once ledger role.

@@ -197,11 +197,15 @@ type chaosResult struct {
 	Elections int
 	Quiet     int
 	Linear    porcupine.CheckResult
-	Problems  []string
-	Revived   []string
-	OutDir    string // where the run's files are, if written
-	Schedule  []fault
-	Records   []faultRecord
+	// Leaderships counts the epochs that answered; Stale the calls
+	// answered under a deposed one (checkStaleReads).
+	Leaderships int
+	Stale       int
+	Problems    []string
+	Revived     []string
+	OutDir      string // where the run's files are, if written
+	Schedule    []fault
+	Records     []faultRecord
 }
 
 // verdict is "ok" or "FAIL".
@@ -279,14 +283,14 @@ func TestChaos(t *testing.T) {
 func summaryTable(rs []*chaosResult) string {
 	var b bytes.Buffer
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "seed\toperations\tacknowledged\tunknown\tfailed\tfaults\trecovery\twrite gap\telections\tquiet elections\tlinearizable\tverdict\t")
+	fmt.Fprintln(tw, "seed\toperations\tacknowledged\tunknown\tfailed\tfaults\trecovery\twrite gap\telections\tquiet elections\tleaderships\tstale\tlinearizable\tverdict\t")
 	for _, r := range rs {
 		rec := "never"
 		if r.Recovery >= 0 {
 			rec = r.Recovery.Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t\n", r.Seed, r.Ops, r.Acked, r.Unknown, r.Failed, r.Faults, rec,
-			r.WriteGap.Round(time.Millisecond), r.Elections, r.Quiet, r.Linear, r.verdict())
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", r.Seed, r.Ops, r.Acked, r.Unknown, r.Failed, r.Faults, rec,
+			r.WriteGap.Round(time.Millisecond), r.Elections, r.Quiet, r.Leaderships, r.Stale, r.Linear, r.verdict())
 	}
 	tw.Flush()
 	return b.String()
@@ -479,6 +483,11 @@ func runChaos(t *testing.T, bin string, cfg chaosConfig) *chaosResult {
 	}
 	if bad := checkLedger(ops, 20); len(bad) > 0 {
 		res.Problems = append(res.Problems, "ledger: "+strings.Join(bad, "\n  "))
+	}
+	sc := checkStaleReads(ops, 20)
+	res.Leaderships, res.Stale = sc.Epochs, sc.Stale
+	if len(sc.Problems) > 0 {
+		res.Problems = append(res.Problems, "leadership epochs: "+strings.Join(sc.Problems, "\n  "))
 	}
 
 	t.Logf("faults injected:\n%s", formatRecords(res.Records))
