@@ -35,6 +35,7 @@ const (
 	faultLoss                               // drop a share of all packets between masters
 	faultMember                             // remove a follower through the admin API, wipe it, add it back
 	faultDiskFull                           // fill a master's work_dir (a small tmpfs) for Hold, then free it
+	faultSlow                               // limit one master's peer traffic to Rate kbytes/s each way (chaosNet.slow)
 )
 
 var faultNames = map[faultKind]string{
@@ -49,6 +50,7 @@ var faultNames = map[faultKind]string{
 	faultLoss:          "loss",
 	faultMember:        "member",
 	faultDiskFull:      "disk-full",
+	faultSlow:          "slow",
 }
 
 func (k faultKind) String() string {
@@ -59,13 +61,13 @@ func (k faultKind) String() string {
 }
 
 // network reports whether k needs the network namespaces.
-func (k faultKind) network() bool { return k >= faultIsolate && k <= faultLoss }
+func (k faultKind) network() bool { return k >= faultIsolate && k <= faultLoss || k == faultSlow }
 
 // processFaults and networkFaults are the kinds "process" and "network"
 // stand for in -chaos.faults.
 var (
 	processFaults = []faultKind{faultKillAppliance, faultKillMaster, faultPause, faultRestartAll, faultWipe}
-	networkFaults = []faultKind{faultIsolate, faultSplit, faultOneWay, faultLoss}
+	networkFaults = []faultKind{faultIsolate, faultSplit, faultOneWay, faultLoss, faultSlow}
 	// opsFaults are left out of "process" so that the schedules of the
 	// seeds measured before they existed stay the same.
 	opsFaults = []faultKind{faultMember, faultDiskFull}
@@ -117,7 +119,7 @@ func parseFaultKinds(s string) ([]faultKind, error) {
 
 func faultNameList() string {
 	var names []string
-	for k := faultKillAppliance; k <= faultDiskFull; k++ {
+	for k := faultKillAppliance; k <= faultSlow; k++ {
 		names = append(names, k.String())
 	}
 	return strings.Join(names, ", ")
@@ -135,6 +137,7 @@ type fault struct {
 	PeerOffset int
 	Hold       time.Duration // how long the fault lasts (down time, pause, partition)
 	Loss       int           // loss: percent of packets dropped
+	Rate       int           // slow: kbytes per second let through each way
 }
 
 // group returns the masters a fault acts on, given its resolved target:
@@ -175,6 +178,9 @@ func (f fault) String() string {
 		}
 		if f.Kind == faultOneWay {
 			who += fmt.Sprintf(" → +%d", f.PeerOffset+1)
+		}
+		if f.Kind == faultSlow {
+			who += fmt.Sprintf(" at %d KB/s", f.Rate)
 		}
 		fmt.Fprintf(&b, " %-18s", who)
 	}
@@ -225,6 +231,9 @@ func chaosSchedule(seed int64, d time.Duration, n int, kinds []faultKind) []faul
 			f.Leader = false // always a follower: the leader cannot remove itself
 			f.Hold = between(0, time.Second)
 		case faultDiskFull:
+			f.Hold = between(2*time.Second, 6*time.Second)
+		case faultSlow:
+			f.Rate = 8 << rng.IntN(5) // 8 to 128 kbytes/s
 			f.Hold = between(2*time.Second, 6*time.Second)
 		}
 		if t+f.Hold > d-chaosTail {
@@ -375,6 +384,15 @@ func (n *nemesis) inject(ctx context.Context, f fault) (faultRecord, error) {
 			hold(ctx, f.Hold)
 			err = cc.net.heal()
 		}
+	case faultSlow:
+		err = cc.net.slow(target, f.Rate)
+		if err == nil {
+			hold(ctx, f.Hold)
+			if pkts, bytes, cerr := cc.net.dropped(); cerr == nil {
+				rec.Note = strings.TrimSpace(fmt.Sprintf("%s dropped %d packets, %d bytes", rec.Note, pkts, bytes))
+			}
+			err = cc.net.heal()
+		}
 	case faultMember:
 		err = n.memberCycle(ctx, f, target, &rec)
 	case faultDiskFull:
@@ -465,6 +483,9 @@ func TestChaosSchedule(t *testing.T) {
 					if f.Target < 0 || f.Target >= tc.n {
 						t.Errorf("seed %d fault %d: target %d of %d masters", seed, i, f.Target, tc.n)
 					}
+					if f.Kind == faultSlow && (f.Rate < 8 || f.Rate > 128) {
+						t.Errorf("seed %d fault %d: slow link at %d kbytes/s, want 8 to 128", seed, i, f.Rate)
+					}
 					if f.Kind == faultPause && f.Hold < 2*time.Second {
 						t.Errorf("seed %d fault %d: pause of %v, shorter than a lease", seed, i, f.Hold)
 					}
@@ -525,6 +546,7 @@ func TestChaosParseFaultKinds(t *testing.T) {
 		{in: "member,disk-full", want: []faultKind{faultMember, faultDiskFull}},
 		{in: "pause, wipe,pause", want: []faultKind{faultPause, faultWipe}},
 		{in: "one-way,loss", want: []faultKind{faultOneWay, faultLoss}},
+		{in: "slow,isolate", want: []faultKind{faultSlow, faultIsolate}},
 		{in: "", wantErr: true},
 		{in: "meteor", wantErr: true},
 	}
@@ -539,6 +561,26 @@ func TestChaosParseFaultKinds(t *testing.T) {
 				t.Errorf("parseFaultKinds(%q) (-want +got):\n%s", tc.in, diff)
 			}
 		})
+	}
+}
+
+func TestChaosNetworkKinds(t *testing.T) {
+	t.Parallel()
+	for _, k := range networkFaults {
+		if !k.network() {
+			t.Errorf("%s: network() = false, want true", k)
+		}
+	}
+	for _, k := range append(append([]faultKind(nil), processFaults...), opsFaults...) {
+		if k.network() {
+			t.Errorf("%s: network() = true, want false", k)
+		}
+	}
+	if got, want := faultSlow.String(), "slow"; got != want {
+		t.Errorf("faultSlow.String() = %q, want %q", got, want)
+	}
+	if !strings.Contains(faultNameList(), "slow") {
+		t.Errorf("faultNameList() = %q, without slow", faultNameList())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -190,6 +191,50 @@ func (cn *chaosNet) loss(pct int) error {
 	}
 	return cn.nft([]string{fmt.Sprintf("numgen random mod 100 < %d drop", pct)})
 }
+
+// slowBurst is the token bucket of a slow link beyond one second's rate.
+// It must hold the largest packet the bridge forwards: veths pass segments
+// of up to 64 KiB (GSO), and a packet larger than the bucket would never
+// pass, which would make the link dead rather than slow.
+const slowBurst = 64
+
+// slow limits the traffic from and to master i, each way, to rate kbytes
+// per second (with a burst of slowBurst kbytes); what exceeds it is dropped.
+//
+// This is a slow link as TCP sees it: the peers' streams lose their excess
+// segments and retransmit them after a timeout, so messages arrive late
+// (hundreds of milliseconds to seconds) and throughput falls to the rate,
+// while nothing is cut off. A true delay line needs tc netem, which this
+// kernel lacks, or holding packets in user space through nfnetlink_queue,
+// which is there but needs a netlink queue library the module does not
+// have; an nftables limit needs nothing but nft. The rules count what they
+// drop (see [chaosNet.dropped]).
+func (cn *chaosNet) slow(i, rate int) error {
+	limit := fmt.Sprintf("limit rate over %d kbytes/second burst %d kbytes counter drop", rate, slowBurst)
+	return cn.nft([]string{
+		fmt.Sprintf("iifname %q %s", cn.veth[i], limit),
+		fmt.Sprintf("oifname %q %s", cn.veth[i], limit),
+	})
+}
+
+// dropped sums the counters of the fault rules in force: the packets and
+// bytes they dropped since they were added.
+func (cn *chaosNet) dropped() (packets, bytes int64, err error) {
+	out, err := exec.Command("nft", "list", "chain", "bridge", cn.table, "faults").Output()
+	if err != nil {
+		return 0, 0, fmt.Errorf("list fault rules: %w", err)
+	}
+	for _, m := range nftCounterRe.FindAllStringSubmatch(string(out), -1) {
+		p, _ := strconv.ParseInt(m[1], 10, 64)
+		b, _ := strconv.ParseInt(m[2], 10, 64)
+		packets += p
+		bytes += b
+	}
+	return packets, bytes, nil
+}
+
+// nftCounterRe matches a counter in nft's listing of a rule.
+var nftCounterRe = regexp.MustCompile(`counter packets ([0-9]+) bytes ([0-9]+)`)
 
 // heal removes every fault rule.
 func (cn *chaosNet) heal() error { return cn.nft(nil) }
@@ -496,5 +541,89 @@ func TestChaosNetnsCleansLeftovers(t *testing.T) {
 	}
 	if !nsExists(mine) {
 		t.Errorf("cleanup removed %s, which belongs to a live process", mine)
+	}
+}
+
+func TestChaosNetnsSlow(t *testing.T) {
+	if why := chaosNetAvailable(); why != "" {
+		t.Skip(why)
+	}
+	if _, err := cleanupChaosLeftovers(); err != nil {
+		t.Fatalf("clean up leftovers: %v", err)
+	}
+	cn, err := setupChaosNet(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := cn.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+
+	// A sink in m2's namespace that counts what it receives.
+	var ln net.Listener
+	if err := inNetns(cn.ns[1], func() error {
+		var err error
+		ln, err = net.Listen("tcp", net.JoinHostPort(cn.IP(1), "0"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	received := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			received <- -1
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c)
+		received <- n
+	}()
+
+	const rate = 128 // kbytes/s
+	if err := cn.slow(1, rate); err != nil {
+		t.Fatal(err)
+	}
+	// Send from m1's namespace: the socket stays there once dialled.
+	var c net.Conn
+	if err := inNetns(cn.ns[0], func() error {
+		var err error
+		c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const size = 512 << 10
+	start := time.Now()
+	_ = c.SetDeadline(start.Add(60 * time.Second))
+	if _, err := c.Write(make([]byte, size)); err != nil {
+		t.Fatalf("write %d bytes through a slow link: %v", size, err)
+	}
+	c.Close()
+	if n := <-received; n != size {
+		t.Fatalf("received %d bytes, want %d", n, size)
+	}
+	elapsed := time.Since(start)
+	pkts, bytes, err := cn.dropped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d KiB at %d kbytes/s took %v; the limit dropped %d packets, %d bytes", size>>10, rate, elapsed.Round(time.Millisecond), pkts, bytes)
+	// The bucket holds rate+burst kbytes; the rest passes at the rate at
+	// most, whatever else the machine does.
+	if floor := time.Duration(float64(size/1000-rate-slowBurst) / rate * float64(time.Second)); elapsed < floor {
+		t.Errorf("transfer took %v, less than the %v a %d kbytes/s link allows", elapsed, floor, rate)
+	}
+	if pkts == 0 {
+		t.Errorf("the slow link dropped nothing")
+	}
+	if err := cn.heal(); err != nil {
+		t.Fatal(err)
+	}
+	if pkts, _, err := cn.dropped(); err != nil || pkts != 0 {
+		t.Errorf("after heal: %d packets counted (error %v), want no rule", pkts, err)
 	}
 }
