@@ -62,6 +62,11 @@ type Config struct {
 	// learned positions below it are not delivered again in Ready.Learned
 	// after a restart. 0 delivers every learned position from Begin.
 	Applied Position
+
+	// noPreVote makes Campaign start the implicit promise round at once,
+	// as before the pre-vote existed. Tests set it to show what the
+	// pre-vote prevents; nothing else can.
+	noPreVote bool
 }
 
 // withDefaults returns cfg with defaults filled in.

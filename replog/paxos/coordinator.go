@@ -6,12 +6,23 @@ import (
 	"slices"
 )
 
-// This file holds the coordinator (proposer): the implicit promise round,
-// the fill of every position a quorum may have written, then writes without a
+// This file holds the coordinator (proposer): the pre-vote, the implicit
+// promise round, the fill of every position a quorum may have written, then writes without a
 // promise phase, learned broadcasts, heartbeats and membership changes.
 
 // campaign is the state of an election in progress.
 type campaign struct {
+	// preVote: the pre-vote round runs and nothing is promised yet.
+	// preVoteAt is the tick its current request was sent (echoed in Begin,
+	// so only answers to it count); granted and refused hold the latest
+	// answer of each voter to it.
+	preVote   bool
+	preVoteAt uint64
+	granted   []ReplicaID
+	refused   []ReplicaID
+	refusedBy Proposal
+	refusal   string
+
 	accepted      map[ReplicaID]Position // implicit promises: the end each promiser reported
 	acceptedOrder []ReplicaID
 	won           bool     // a quorum of the latest membership promised
@@ -30,10 +41,17 @@ type fillResp struct {
 	actions map[Position]Action
 }
 
-// Campaign starts the implicit promise round with a proposal higher than any
-// this replica has seen. The outcome is reported in Ready.Events: Elected, or
-// CampaignFailed. A quorum answering IGNORED (not VOTING yet) is retried every
-// RetryTicks until Demote.
+// Campaign starts an election with a proposal higher than any this replica
+// has seen. It first runs the pre-vote (Raft's PreVote, §9.6 of Ongaro's
+// thesis): it asks every voter, itself included, whether it would promise
+// that proposal now, and starts the implicit promise round only once a
+// quorum says yes. Nothing is promised before: a candidate that cannot win
+// (the other voters hold a live lease from the coordinator) leaves every
+// replica, its own included, as it was, so it cannot make its replica refuse
+// the live coordinator. The outcome is reported in Ready.Events: Elected, or
+// CampaignFailed. Rounds that a quorum did not answer, or answered IGNORED
+// (not VOTING yet, a start-up lease), are retried every RetryTicks until
+// Demote.
 func (c *Core) Campaign() error {
 	if c.role != RoleFollower {
 		return ErrAlreadyCoordinator
@@ -47,9 +65,86 @@ func (c *Core) Campaign() error {
 	c.proposal = Proposal{Round: max(c.lastRound, c.hs.Promised.Round) + 1, Replica: c.id}
 	c.lastRound = c.proposal.Round
 	c.role = RoleCampaigning
-	c.camp = &campaign{accepted: map[ReplicaID]Position{}}
-	c.sendImplicitPromise()
+	c.camp = &campaign{accepted: map[ReplicaID]Position{}, preVote: !c.cfg.noPreVote}
+	if c.camp.preVote {
+		c.sendPreVote()
+	} else {
+		c.sendImplicitPromise()
+	}
 	return c.drainLocalErr()
+}
+
+// sendPreVote broadcasts the pre-vote request (self included) and forgets
+// the answers to earlier ones: a yes counts only for the round it answered,
+// so a stale yes cannot start the promise round after a coordinator was
+// heard again.
+func (c *Core) sendPreVote() {
+	cp := c.camp
+	cp.preVoteAt = c.now
+	cp.granted, cp.refused = nil, nil
+	cp.deadline = c.now + c.jitter()
+	c.broadcast(Message{Type: MsgPreVoteRequest, Proposal: c.proposal, Begin: Position(c.now)})
+}
+
+// handlePreVoteResponse tallies pre-vote answers. A quorum of yes starts the
+// implicit promise round at once (one round trip more than without the
+// pre-vote, and no tick of waiting). A REJECT without a reason reports a
+// higher promise: the campaign fails as the promise round would have. Lease
+// refusals end the campaign once so many voters refused that no quorum can
+// say yes; fewer are asked again with the next round, when their leases may
+// have lapsed (the killed coordinator's lease lapses on every replica within
+// a tick or two).
+func (c *Core) handlePreVoteResponse(m Message) error {
+	cp := c.camp
+	if c.role != RoleCampaigning || cp == nil || !cp.preVote || uint64(m.Begin) != cp.preVoteAt {
+		return nil
+	}
+	if !c.knownMember(m.From) {
+		c.refuse(m.From, fmt.Sprintf("replica %d is not a member of cluster %d", m.From, c.hs.Cluster))
+		return nil
+	}
+	latest := c.latestConfig()
+	switch m.Result {
+	case ResultAccept:
+		if m.Proposal != c.proposal {
+			return nil
+		}
+		cp.refused = slices.DeleteFunc(cp.refused, func(id ReplicaID) bool { return id == m.From })
+		if !slices.Contains(cp.granted, m.From) {
+			cp.granted = append(cp.granted, m.From)
+		}
+		if countVoters(latest, cp.granted) < quorumSize(latest, c.cfg.Quorum) {
+			return nil
+		}
+		if res, by, reason := c.promiseVerdict(c.proposal); res != ResultAccept {
+			// The local replica promised another candidate, or heard a
+			// coordinator, since it said yes: its own promise would fail.
+			if reason == "" {
+				reason = "the local replica promised a higher proposal"
+			}
+			c.lose(by, "pre-vote: "+reason)
+			return nil
+		}
+		cp.preVote = false
+		cp.granted, cp.refused = nil, nil
+		c.sendImplicitPromise()
+	case ResultReject:
+		if m.Reason == "" {
+			if c.proposal.Less(m.Proposal) {
+				c.lose(m.Proposal, "")
+			}
+			return nil
+		}
+		cp.granted = slices.DeleteFunc(cp.granted, func(id ReplicaID) bool { return id == m.From })
+		if !slices.Contains(cp.refused, m.From) {
+			cp.refused = append(cp.refused, m.From)
+		}
+		cp.refusedBy, cp.refusal = maxProposal(cp.refusedBy, m.Proposal), m.Reason
+		if countVoters(latest, cp.refused) > latest.voters()-quorumSize(latest, c.cfg.Quorum) {
+			c.lose(cp.refusedBy, "pre-vote: "+cp.refusal)
+		}
+	}
+	return nil
 }
 
 // sendImplicitPromise broadcasts the implicit promise request.
@@ -331,10 +426,14 @@ func (c *Core) checkElected() {
 	c.heartbeat()
 }
 
-// tickCampaign retries the implicit round or the fill round.
+// tickCampaign retries the pre-vote, the implicit round or the fill round.
 func (c *Core) tickCampaign() {
 	cp := c.camp
 	if c.role != RoleCampaigning || cp == nil || c.now < cp.deadline {
+		return
+	}
+	if cp.preVote {
+		c.sendPreVote()
 		return
 	}
 	latest := c.latestConfig()

@@ -256,7 +256,12 @@ func (c *Core) step(m Message) error {
 	case MsgRefused:
 		c.refusedByPeers++
 		c.events = append(c.events, Refused{From: m.From, Reason: m.Reason})
+	case MsgPreVoteRequest:
+		c.handlePreVoteRequest(m)
+	case MsgPreVoteResponse:
+		return c.handlePreVoteResponse(m)
 	}
+	// Unknown types (a newer peer's) are ignored.
 	return nil
 }
 

@@ -44,7 +44,7 @@ func FuzzStep(f *testing.F) {
 				_ = c.Campaign()
 			default:
 				m := Message{
-					Type:     MessageType(op%12 + 1),
+					Type:     MessageType(op%14 + 1),
 					Cluster:  ClusterID(next() % 2 * 7),
 					From:     ReplicaID(next() % 5),
 					To:       ReplicaID(next() % 3),

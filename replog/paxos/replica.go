@@ -34,28 +34,11 @@ func (c *Core) handlePromiseRequest(m Message) error {
 // promise too). Equal proposals are accepted again: proposals are unique per
 // replica, so an equal one is a retransmission from the same proposer.
 func (c *Core) implicitPromise(m Message, reply Message) error {
-	if c.leaseLive() && c.lease.Replica == 0 {
-		// The start-up lease of a restarted replica (Config.StartWithLease):
-		// it cannot vote yet, but it knows of no coordinator either. IGNORED,
-		// not REJECT: a candidate that the other voters accept must not lose
-		// its campaign because this replica just restarted (the killed
-		// leader, typically, which its supervisor restarts within
-		// milliseconds).
-		reply.Result = ResultIgnored
-		reply.Reason = fmt.Sprintf("replica %d restarted and waits out a lease it may have renewed", c.id)
-		c.send(reply)
-		return nil
-	}
-	if c.leaseLive() && c.lease.Replica != m.Proposal.Replica {
-		reply.Result = ResultReject
-		reply.Proposal = maxProposal(c.hs.Promised, c.lease)
-		reply.Reason = fmt.Sprintf("replica %d holds a lease from coordinator %d", c.id, c.lease.Replica)
-		c.send(reply)
-		return nil
-	}
-	if m.Proposal.Less(c.hs.Promised) {
-		reply.Result = ResultReject
-		reply.Proposal = c.hs.Promised
+	if res, by, reason := c.promiseVerdict(m.Proposal); res != ResultAccept {
+		reply.Result, reply.Reason = res, reason
+		if res == ResultReject {
+			reply.Proposal = by
+		}
 		c.send(reply)
 		return nil
 	}
@@ -72,6 +55,52 @@ func (c *Core) implicitPromise(m Message, reply Message) error {
 	c.attachConfig(&reply)
 	c.send(reply)
 	return nil
+}
+
+// promiseVerdict applies the rule of the implicit promise to proposal p and
+// changes nothing: ResultAccept if a VOTING replica would promise p now;
+// otherwise ResultIgnored or ResultReject with the proposal to report and
+// the reason. The implicit promise and the pre-vote share it, so a pre-vote
+// is granted exactly when the promise would be.
+func (c *Core) promiseVerdict(p Proposal) (Result, Proposal, string) {
+	switch {
+	case c.leaseLive() && c.lease.Replica == 0:
+		// The start-up lease of a restarted replica (Config.StartWithLease):
+		// it cannot vote yet, but it knows of no coordinator either. IGNORED,
+		// not REJECT: a candidate that the other voters accept must not lose
+		// its campaign because this replica just restarted (the killed
+		// leader, typically, which its supervisor restarts within
+		// milliseconds).
+		return ResultIgnored, Proposal{}, fmt.Sprintf("replica %d restarted and waits out a lease it may have renewed", c.id)
+	case c.leaseLive() && c.lease.Replica != p.Replica:
+		return ResultReject, maxProposal(c.hs.Promised, c.lease), fmt.Sprintf("replica %d holds a lease from coordinator %d", c.id, c.lease.Replica)
+	case p.Less(c.hs.Promised):
+		return ResultReject, c.hs.Promised, ""
+	}
+	return ResultAccept, p, ""
+}
+
+// handlePreVoteRequest answers whether this replica would promise m.Proposal
+// now (Raft's pre-vote, §9.6 of Ongaro's thesis), by the rule of the implicit
+// promise. The answer changes nothing: no promise, no lease, nothing to
+// persist, so it may be sent at once and a refused candidate leaves no trace
+// that could make this replica refuse the live coordinator.
+func (c *Core) handlePreVoteRequest(m Message) {
+	if !c.answers() {
+		return
+	}
+	reply := Message{Type: MsgPreVoteResponse, To: m.From, Proposal: m.Proposal, Begin: m.Begin, Status: c.hs.Status}
+	if c.hs.Status != StatusVoting {
+		reply.Result = ResultIgnored
+		c.send(reply)
+		return
+	}
+	res, by, reason := c.promiseVerdict(m.Proposal)
+	reply.Result, reply.Reason = res, reason
+	if res == ResultReject {
+		reply.Proposal = by
+	}
+	c.send(reply)
 }
 
 // explicitPromise promises m.Proposal for positions [m.Position, m.End) and

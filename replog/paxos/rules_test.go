@@ -96,6 +96,30 @@ func none(t *testing.T, msgs []Message, typ MessageType) {
 	}
 }
 
+// grantPreVote answers the pre-vote request in msgs with replica 2's yes,
+// which with replica 1's own makes a quorum of {1, 2, 3}: the promise round
+// starts. It does not drain c.
+func grantPreVote(t *testing.T, c *Core, msgs []Message) {
+	t.Helper()
+	pv := only(t, msgs, MsgPreVoteRequest)
+	if err := c.Step(withCluster(Message{Type: MsgPreVoteResponse, From: 2, To: 1, Proposal: pv.Proposal, Begin: pv.Begin, Result: ResultAccept, Status: StatusVoting})); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startCampaign starts a campaign of replica 1, grants its pre-vote and returns
+// the messages of the promise round.
+func startCampaign(t *testing.T, c *Core, s *memStore) []Message {
+	t.Helper()
+	if err := c.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := drain(t, c, s)
+	grantPreVote(t, c, msgs)
+	msgs, _ = drain(t, c, s)
+	return msgs
+}
+
 func appendAt(p Position, prop Proposal, data string) Action {
 	return Action{Position: p, Promised: prop, Performed: prop, Entry: Entry{Type: EntryAppend, Data: []byte(data)}}
 }
@@ -364,11 +388,7 @@ func electedCore(t *testing.T, m Membership) (*Core, *memStore) {
 	t.Helper()
 	s := votingStore(1, Proposal{}, m)
 	c := newTestCore(t, testConfig(1), s)
-	if err := c.Campaign(); err != nil {
-		t.Fatal(err)
-	}
-	msgs, _ := drain(t, c, s)
-	req := only(t, msgs, MsgPromiseRequest)
+	req := only(t, startCampaign(t, c, s), MsgPromiseRequest)
 	for _, id := range []ReplicaID{2} {
 		step(t, c, s, Message{Type: MsgPromiseResponse, From: id, To: 1, Proposal: req.Proposal, Implicit: true, Result: ResultAccept, End: 1, Status: StatusVoting})
 	}
@@ -410,6 +430,11 @@ func TestLocalVotePersistedWithItsMessages(t *testing.T) {
 	if err := c.Campaign(); err != nil {
 		t.Fatal(err)
 	}
+	msgs, _ := drain(t, c, s)
+	if s.hs.Promised != (Proposal{3, 2}) {
+		t.Fatalf("the pre-vote changed the promise: %v, want 3.2", s.hs.Promised)
+	}
+	grantPreVote(t, c, msgs)
 	rd := c.Ready()
 	req := only(t, rd.Messages, MsgPromiseRequest)
 	if rd.HardState == nil || rd.HardState.Promised != req.Proposal {
@@ -444,11 +469,7 @@ func TestCampaignIgnoredQuorumRetries(t *testing.T) {
 	t.Parallel()
 	s := votingStore(1, Proposal{}, testMembership(1, 2, 3))
 	c := newTestCore(t, testConfig(1), s)
-	if err := c.Campaign(); err != nil {
-		t.Fatal(err)
-	}
-	msgs, _ := drain(t, c, s)
-	req := only(t, msgs, MsgPromiseRequest)
+	req := only(t, startCampaign(t, c, s), MsgPromiseRequest)
 	for _, id := range []ReplicaID{2, 3} {
 		step(t, c, s, Message{Type: MsgPromiseResponse, From: id, To: 1, Proposal: req.Proposal, Implicit: true, Result: ResultIgnored, Status: StatusRecovering})
 	}
@@ -837,10 +858,7 @@ func TestFailedCampaignDropsOwnLease(t *testing.T) {
 	t.Parallel()
 	s := votingStore(1, Proposal{}, testMembership(1, 2, 3))
 	c := newTestCore(t, testConfig(1), s)
-	if err := c.Campaign(); err != nil {
-		t.Fatal(err)
-	}
-	req := only(t, func() []Message { m, _ := drain(t, c, s); return m }(), MsgPromiseRequest)
+	req := only(t, startCampaign(t, c, s), MsgPromiseRequest)
 	// Replica 2 campaigned at the same time and refuses us.
 	rej := Message{Type: MsgPromiseResponse, From: 2, To: 1, Implicit: true, Proposal: Proposal{req.Proposal.Round, 2},
 		Result: ResultReject, Reason: "replica 2 holds a lease from coordinator 2"}
@@ -934,11 +952,7 @@ func TestCampaignWinsDespiteRestartedVoter(t *testing.T) {
 	t.Parallel()
 	s := votingStore(1, Proposal{}, testMembership(1, 2, 3))
 	c := newTestCore(t, testConfig(1), s)
-	if err := c.Campaign(); err != nil {
-		t.Fatal(err)
-	}
-	msgs, _ := drain(t, c, s)
-	req := only(t, msgs, MsgPromiseRequest)
+	req := only(t, startCampaign(t, c, s), MsgPromiseRequest)
 	step(t, c, s, Message{Type: MsgPromiseResponse, From: 2, To: 1, Proposal: req.Proposal, Implicit: true, Result: ResultIgnored, Status: StatusVoting,
 		Reason: "replica 2 restarted and waits out a lease it may have renewed"})
 	if got := c.Status().Role; got != RoleCampaigning {

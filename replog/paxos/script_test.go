@@ -187,6 +187,7 @@ func (s *scriptRunner) run(line string) string {
 				RetryTicks:     atoi(a["retry"], 3),
 				Window:         atoi(a["window"], 16),
 				MaxBatchBytes:  atoi(a["max-batch-bytes"], 1<<20),
+				noPreVote:      a["pre-vote"] == "false",
 			}
 			s.cl = newCluster(cfg, s.fail)
 			s.cl.out = &out

@@ -63,11 +63,13 @@ func _() {
 	_ = x[MsgHeartbeat-10]
 	_ = x[MsgHeartbeatResponse-11]
 	_ = x[MsgRefused-12]
+	_ = x[MsgPreVoteRequest-13]
+	_ = x[MsgPreVoteResponse-14]
 }
 
-const _MessageType_name = "MsgPromiseRequestMsgPromiseResponseMsgWriteRequestMsgWriteResponseMsgLearnedMsgRecoverRequestMsgRecoverResponseMsgCatchupRequestMsgCatchupResponseMsgHeartbeatMsgHeartbeatResponseMsgRefused"
+const _MessageType_name = "MsgPromiseRequestMsgPromiseResponseMsgWriteRequestMsgWriteResponseMsgLearnedMsgRecoverRequestMsgRecoverResponseMsgCatchupRequestMsgCatchupResponseMsgHeartbeatMsgHeartbeatResponseMsgRefusedMsgPreVoteRequestMsgPreVoteResponse"
 
-var _MessageType_index = [...]uint8{0, 17, 35, 50, 66, 76, 93, 111, 128, 146, 158, 178, 188}
+var _MessageType_index = [...]uint8{0, 17, 35, 50, 66, 76, 93, 111, 128, 146, 158, 178, 188, 205, 223}
 
 func (i MessageType) String() string {
 	idx := int(i) - 1

@@ -106,7 +106,8 @@ type HardState struct {
 type MessageType uint8
 
 // Message types. Request/response pairs follow the Mesos log; heartbeats,
-// catch-up and refusals are regent's.
+// catch-up, refusals and the pre-vote are regent's. A replica ignores a type
+// it does not know.
 const (
 	MsgPromiseRequest MessageType = iota + 1
 	MsgPromiseResponse
@@ -120,6 +121,8 @@ const (
 	MsgHeartbeat
 	MsgHeartbeatResponse
 	MsgRefused
+	MsgPreVoteRequest
+	MsgPreVoteResponse
 )
 
 // Result is a replica's answer to a promise, write or heartbeat.
@@ -167,6 +170,13 @@ const (
 //     sender's learned position), End (one past its highest stored position),
 //     Status.
 //   - Refused: Reason.
+//   - PreVoteRequest: Proposal (the one the candidate would campaign with),
+//     Begin (the candidate's tick at sending, naming the round).
+//   - PreVoteResponse: Result (ACCEPT: the sender would promise Proposal;
+//     REJECT: it would not, Proposal carries the higher promise or lease and
+//     Reason a lease refusal; IGNORED: not VOTING, or its start-up lease),
+//     Proposal (the request's unless REJECT), Begin echoed, Status. Neither
+//     changes any state of the sender or the receiver but the campaign.
 type Message struct {
 	Type     MessageType
 	Cluster  ClusterID
