@@ -70,7 +70,7 @@ func cmdBench(ctx context.Context, e *Env, args []string) int {
 	} else {
 		extra := ""
 		if *pprofOn {
-			extra = "enable_pprof = true"
+			extra = "  enable_pprof = true\n"
 		}
 		c, cleanup, err := startBenchCluster(ctx, e, *dir, *quiet, extra)
 		if err != nil {
