@@ -233,7 +233,7 @@ func chaosSchedule(seed int64, d time.Duration, n int, kinds []faultKind) []faul
 		case faultDiskFull:
 			f.Hold = between(2*time.Second, 6*time.Second)
 		case faultSlow:
-			f.Rate = 8 << rng.IntN(5) // 8 to 128 kbytes/s
+			f.Rate = 4 << rng.IntN(4) // 4 to 32 kbytes/s: the peers send some tens of kbytes/s each way
 			f.Hold = between(2*time.Second, 6*time.Second)
 		}
 		if t+f.Hold > d-chaosTail {
@@ -483,8 +483,8 @@ func TestChaosSchedule(t *testing.T) {
 					if f.Target < 0 || f.Target >= tc.n {
 						t.Errorf("seed %d fault %d: target %d of %d masters", seed, i, f.Target, tc.n)
 					}
-					if f.Kind == faultSlow && (f.Rate < 8 || f.Rate > 128) {
-						t.Errorf("seed %d fault %d: slow link at %d kbytes/s, want 8 to 128", seed, i, f.Rate)
+					if f.Kind == faultSlow && (f.Rate < 4 || f.Rate > 32) {
+						t.Errorf("seed %d fault %d: slow link at %d kbytes/s, want 4 to 32", seed, i, f.Rate)
 					}
 					if f.Kind == faultPause && f.Hold < 2*time.Second {
 						t.Errorf("seed %d fault %d: pause of %v, shorter than a lease", seed, i, f.Hold)
