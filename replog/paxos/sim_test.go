@@ -80,7 +80,7 @@ func TestSimPreVoteSparesLiveLeases(t *testing.T) {
 	t.Parallel()
 	var live, without, deposed, deposedWithout int
 	for _, size := range []int{3, 5} {
-		for i := range 8 {
+		for i := range 4 {
 			seed := *simFirst + int64(size*1000+i+1)
 			for _, noPreVote := range []bool{false, true} {
 				_, _, s, err := runSimConfig(size, seed, *simSteps, func(c *Config) { c.noPreVote = noPreVote })
