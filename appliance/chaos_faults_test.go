@@ -25,9 +25,14 @@ const (
 	chaosMemberPromote = 60 * time.Second // for the re-added master to catch up and become a voter
 )
 
-// chaosDiskSize is the size of the tmpfs each master's work_dir is mounted on
-// when the disk-full fault is among a run's faults.
-const chaosDiskSize = "64m"
+// chaosDiskMiB is the size in MiB of the tmpfs each master's work_dir is
+// mounted on when the disk-full fault is among a run's faults: twice the free
+// space a master needs to start (minFreeBytes), so a master starts on it
+// with Badger's files in place, and refuses to while it is filled.
+const chaosDiskMiB = 2 * minFreeBytes >> 20
+
+// chaosDiskSize is chaosDiskMiB as a tmpfs size option.
+var chaosDiskSize = strconv.Itoa(chaosDiskMiB) + "m"
 
 // chaosFillName is the file the disk-full fault fills a work_dir with.
 const chaosFillName = "chaos-fill"
@@ -384,7 +389,7 @@ func TestChaosDisks(t *testing.T) {
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("fillDisk: %v after %d bytes, want ENOSPC", err, n)
 	}
-	if n < 60<<20 || n > 64<<20 {
+	if n < (chaosDiskMiB-4)<<20 || n > chaosDiskMiB<<20 {
 		t.Errorf("fillDisk wrote %d bytes into a %s tmpfs", n, chaosDiskSize)
 	}
 	if err := os.WriteFile(filepath.Join(dirs[0], "more"), make([]byte, 8192), 0o600); !errors.Is(err, syscall.ENOSPC) {
@@ -392,6 +397,13 @@ func TestChaosDisks(t *testing.T) {
 	}
 	if err := os.WriteFile(filepath.Join(dirs[1], "more"), make([]byte, 8192), 0o600); err != nil {
 		t.Errorf("write to the other tmpfs: %v", err)
+	}
+	// A master starts on an empty chaos tmpfs, and not on a full one.
+	if err := checkFreeSpace(dirs[1], minFreeBytes); err != nil {
+		t.Errorf("free space of an empty chaos tmpfs: %v", err)
+	}
+	if err := checkFreeSpace(dirs[0], minFreeBytes); err == nil {
+		t.Errorf("free space of a full chaos tmpfs: no error, want one")
 	}
 	removed, err := cleanupChaosDiskLeftovers()
 	if err != nil {
