@@ -91,9 +91,10 @@ func (c *Core) sendPreVote() {
 // pre-vote, and no tick of waiting). A REJECT without a reason reports a
 // higher promise: the campaign fails as the promise round would have. Lease
 // refusals end the campaign once so many voters refused that no quorum can
-// say yes; fewer are asked again with the next round, when their leases may
-// have lapsed (the killed coordinator's lease lapses on every replica within
-// a tick or two).
+// say yes; fewer are asked again with the next round, which starts one tick
+// after the refuser's lease lapses (the killed coordinator's lease lapses on
+// every replica within a tick or two) or after RetryTicks, whichever is
+// first.
 func (c *Core) handlePreVoteResponse(m Message) error {
 	cp := c.camp
 	if c.role != RoleCampaigning || cp == nil || !cp.preVote || uint64(m.Begin) != cp.preVoteAt {
@@ -142,7 +143,13 @@ func (c *Core) handlePreVoteResponse(m Message) error {
 		cp.refusedBy, cp.refusal = maxProposal(cp.refusedBy, m.Proposal), m.Reason
 		if countVoters(latest, cp.refused) > latest.voters()-quorumSize(latest, c.cfg.Quorum) {
 			c.lose(cp.refusedBy, "pre-vote: "+cp.refusal)
+			return nil
 		}
+		// Ask again one tick after the refuser's lease lapses (it reported
+		// the ticks left in Position), if that is before the retry: the
+		// lease of a coordinator that just died lapses on the voters within
+		// a tick or two of each other, and failover must not wait longer.
+		cp.deadline = min(cp.deadline, c.now+min(uint64(m.Position), uint64(c.cfg.LeaseTicks))+1)
 	}
 	return nil
 }

@@ -101,12 +101,12 @@ func TestPreVoteAnswerChangesNothing(t *testing.T) {
 			setup: func(t *testing.T, c *Core, s *memStore) {
 				step(t, c, s, Message{Type: MsgHeartbeat, From: 2, To: 1, Proposal: lease})
 			},
-			want: Message{Result: ResultReject, Proposal: lease, Reason: "replica 1 holds a lease from coordinator 2"},
+			want: Message{Result: ResultReject, Proposal: lease, Reason: "replica 1 holds a lease from coordinator 2", Position: 5},
 		},
 		{
 			name:  "start-up lease",
 			start: true,
-			want:  Message{Result: ResultIgnored, Proposal: Proposal{5, 3}, Reason: "replica 1 restarted and waits out a lease it may have renewed"},
+			want:  Message{Result: ResultIgnored, Proposal: Proposal{5, 3}, Reason: "replica 1 restarted and waits out a lease it may have renewed", Position: 5},
 		},
 		{
 			name: "promised higher, lease lapsed",
@@ -204,8 +204,9 @@ func TestCampaignPreVoteRefusedByQuorum(t *testing.T) {
 }
 
 // One refusal out of three voters leaves the campaign running: the next
-// round (after RetryTicks) asks again, only answers to that round count, and
-// a quorum of them starts the promise round at once.
+// round starts one tick after the refuser's lease lapses (sooner than
+// RetryTicks), only answers to that round count, and a quorum of them starts
+// the promise round at once.
 func TestCampaignPreVoteRetriesAfterRefusal(t *testing.T) {
 	t.Parallel()
 	s := votingStore(1, Proposal{3, 2}, testMembership(1, 2, 3))
@@ -215,19 +216,19 @@ func TestCampaignPreVoteRetriesAfterRefusal(t *testing.T) {
 	}
 	msgs, _ := drain(t, c, s)
 	first := only(t, msgs, MsgPreVoteRequest)
-	none(t, step(t, c, s, preVoteAnswer(first, 2, ResultReject, Proposal{3, 2}, "holds a lease from coordinator 2")), MsgPromiseRequest)
+	refusal := preVoteAnswer(first, 2, ResultReject, Proposal{3, 2}, "holds a lease from coordinator 2")
+	refusal.Position = 1 // its lease lapses in one tick
+	none(t, step(t, c, s, refusal), MsgPromiseRequest)
 	if got := c.Status().Role; got != RoleCampaigning {
 		t.Fatalf("role after one refusal of three: %v, want campaigning", got)
 	}
-	var again []Message
-	for range testConfig(1).RetryTicks { // no Rand: no jitter
-		c.Tick()
-		m, _ := drain(t, c, s)
-		again = append(again, m...)
-	}
+	c.Tick()
+	none(t, func() []Message { m, _ := drain(t, c, s); return m }(), MsgPreVoteRequest)
+	c.Tick() // RetryTicks is 3
+	again, _ := drain(t, c, s)
 	second := only(t, again, MsgPreVoteRequest)
-	if second.Begin == first.Begin || second.Proposal != first.Proposal {
-		t.Fatalf("retried pre-vote %+v after %+v: want a new round with the same proposal", second, first)
+	if second.Begin != first.Begin+2 || second.Proposal != first.Proposal {
+		t.Fatalf("retried pre-vote %+v after %+v: want a new round two ticks later with the same proposal", second, first)
 	}
 	// A yes to the first round no longer counts.
 	none(t, step(t, c, s, preVoteAnswer(first, 3, ResultAccept, Proposal{}, "")), MsgPromiseRequest)

@@ -100,6 +100,11 @@ func (c *Core) handlePreVoteRequest(m Message) {
 	if res == ResultReject {
 		reply.Proposal = by
 	}
+	if res != ResultAccept && c.leaseLive() {
+		// The ticks until the lease lapses here: the candidate asks again
+		// then, not a whole retry period later.
+		reply.Position = Position(uint64(c.cfg.LeaseTicks) - (c.now - c.leaseAt))
+	}
 	c.send(reply)
 }
 

@@ -175,8 +175,10 @@ const (
 //   - PreVoteResponse: Result (ACCEPT: the sender would promise Proposal;
 //     REJECT: it would not, Proposal carries the higher promise or lease and
 //     Reason a lease refusal; IGNORED: not VOTING, or its start-up lease),
-//     Proposal (the request's unless REJECT), Begin echoed, Status. Neither
-//     changes any state of the sender or the receiver but the campaign.
+//     Proposal (the request's unless REJECT), Begin echoed, Status, and when
+//     a live lease made it refuse, Position: the ticks until that lease
+//     lapses. Neither changes any state of the sender or the receiver but
+//     the campaign.
 type Message struct {
 	Type     MessageType
 	Cluster  ClusterID
