@@ -60,6 +60,15 @@ type Config struct {
 	// leader-only read: the clock-drift allowance (default Lease/10, at
 	// least 1ms).
 	LeaseMargin time.Duration
+	// LeaseGrace is how long a leader whose lease lapsed keeps trying to
+	// renew it, while the log still makes it the coordinator, before it
+	// exits (default 1s). Meanwhile it answers leader-only requests with
+	// 503 and its writes still need a quorum, so waiting is safe; a lapse
+	// that short is a stalled disk or process (a synced save of a few
+	// hundred ms on a busy machine), not a partition, and exiting on it
+	// would hand leadership over for nothing. A leader deposed meanwhile
+	// exits at once.
+	LeaseGrace time.Duration
 	// CheckInterval is how often the master polls the log's status to
 	// campaign or to notice a lost lease (default 50ms).
 	CheckInterval time.Duration
@@ -130,6 +139,7 @@ func (c *Config) Validate() error {
 		{"registry_fetch_timeout", c.RegistryFetchTimeout},
 		{"lease", c.Lease},
 		{"lease_margin", c.LeaseMargin},
+		{"lease_grace", c.LeaseGrace},
 		{"check_interval", c.CheckInterval},
 		{"election_jitter", c.ElectionJitter},
 		{"elect_timeout", c.ElectTimeout},
@@ -171,6 +181,7 @@ func (c Config) withDefaults() Config {
 	def(&c.RegistryStoreTimeout, 20*time.Second)
 	def(&c.RegistryFetchTimeout, time.Minute)
 	def(&c.CheckInterval, 50*time.Millisecond)
+	def(&c.LeaseGrace, time.Second)
 	def(&c.ElectionJitter, 150*time.Millisecond)
 	def(&c.ElectTimeout, 10*time.Second)
 	def(&c.ShutdownTimeout, 5*time.Second)

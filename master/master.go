@@ -33,6 +33,12 @@ type Master struct {
 	exiting   bool
 	self      MasterInfo // filled in by Run once the listener is bound
 	elected   time.Time
+
+	// lapsedAt is when the leader's lease was first seen lapsed, zero while
+	// it is live; only the control goroutine uses it. lapses counts the
+	// lapses the leader rode out (metrics).
+	lapsedAt time.Time
+	lapses   atomic.Int64
 }
 
 // New builds a master over lg. It validates cfg and starts nothing.
@@ -308,13 +314,27 @@ wait:
 }
 
 // checkLeadership returns the exit a leader must take when the log no
-// longer makes it coordinator or its lease ran out.
+// longer makes it coordinator, or its lease lapsed and was not renewed
+// within LeaseGrace. Only the control goroutine calls it.
 func (m *Master) checkLeadership(st LogStatus) error {
 	if !st.Coordinator {
 		return &ExitError{Code: ExitTransient, Reason: reasonLostLeadership, Err: ErrLostLeadership}
 	}
-	if st.Lease <= 0 {
-		return &ExitError{Code: ExitTransient, Reason: reasonLeaseExpired, Err: ErrLeaseExpired}
+	now := time.Now()
+	switch {
+	case st.Lease > 0 && !m.lapsedAt.IsZero():
+		m.logger.Info("leader lease renewed", "lapsed_for", now.Sub(m.lapsedAt))
+		m.lapsedAt = time.Time{}
+	case st.Lease > 0:
+	case m.lapsedAt.IsZero():
+		// Leader-only requests get 503 from now on (leaseValid); writes
+		// still need a quorum. Wait for a renewal before giving up.
+		m.lapsedAt = now
+		m.lapses.Add(1)
+		m.logger.Warn("leader lease lapsed; waiting for a renewal", "lease_grace", m.cfg.LeaseGrace)
+	case now.Sub(m.lapsedAt) >= m.cfg.LeaseGrace:
+		return &ExitError{Code: ExitTransient, Reason: reasonLeaseExpired,
+			Err: fmt.Errorf("%w: not renewed within %v (lease_grace)", ErrLeaseExpired, m.cfg.LeaseGrace)}
 	}
 	return nil
 }

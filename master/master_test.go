@@ -273,6 +273,45 @@ func TestLeaseGatedReads(t *testing.T) {
 	})
 }
 
+// TestLeaseLapseWithinGrace checks that a leader whose lease lapses for
+// less than LeaseGrace (a stalled disk) stops serving leader-only reads but
+// does not exit, and serves again once the lease is renewed.
+func TestLeaseLapseWithinGrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeCluster()
+		m := startMaster(t, c, 5050, func(cfg *Config) { cfg.LeaseGrace = time.Second })
+		settle()
+		c.setLease(0)
+		time.Sleep(900 * time.Millisecond)
+		if done, err := m.exited(); done {
+			t.Fatalf("exited %v after a lapse of 0.9s, within a grace of 1s", err)
+		}
+		if rec := m.do("GET", "/state", ""); rec.Code != 503 {
+			t.Errorf("GET /state with the lease lapsed = %d %q, want 503", rec.Code, rec.Body.String())
+		}
+		c.setLease(2 * time.Second)
+		time.Sleep(200 * time.Millisecond)
+		if rec := m.do("GET", "/state", ""); rec.Code != 200 {
+			t.Errorf("GET /state after the renewal = %d %q, want 200", rec.Code, rec.Body.String())
+		}
+		// The grace starts again with the next lapse: 0.9s more is fine.
+		c.setLease(0)
+		time.Sleep(900 * time.Millisecond)
+		c.setLease(2 * time.Second)
+		time.Sleep(200 * time.Millisecond)
+		if done, err := m.exited(); done {
+			t.Fatalf("exited %v after two lapses of 0.9s, each within the grace", err)
+		}
+		snap := decodeJSON[map[string]float64](t, m.do("GET", "/metrics/snapshot", ""))
+		if got := snap["master/lease_lapses"]; got != 2 {
+			t.Errorf("master/lease_lapses = %v, want 2", got)
+		}
+		if rec := m.do("PUT", "/weights", `[{"role":"dev","weight":2}]`); rec.Code != 200 {
+			t.Errorf("PUT /weights after the lapses = %d %q, want 200", rec.Code, rec.Body.String())
+		}
+	})
+}
+
 func TestFailFast(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -294,6 +333,7 @@ func TestFailFast(t *testing.T) {
 		{
 			name:   "lease lost",
 			after:  func(c *fakeCluster, _ *testMaster) { c.setLease(0) },
+			wait:   2 * time.Second, // LeaseGrace (1s) first
 			code:   ExitTransient,
 			is:     ErrLeaseExpired,
 			reason: "Leading master cut off from the quorum: lease expired... committing suicide!",
@@ -314,6 +354,7 @@ func TestFailFast(t *testing.T) {
 			name:   "lease lost while recovering",
 			before: func(_ *fakeCluster, m *testMaster) { m.log.holdReads() },
 			after:  func(c *fakeCluster, _ *testMaster) { c.setLease(0) },
+			wait:   2 * time.Second, // LeaseGrace (1s) first
 			code:   ExitTransient,
 			is:     ErrLeaseExpired,
 			reason: reasonLeaseExpired,

@@ -134,6 +134,7 @@ func (mt *metrics) snapshot() map[string]float64 {
 		"registrar/queued_operations":     float64(m.reg.queued.Load()),
 		"registrar/registry_size_bytes":   float64(m.registrySize()),
 		"registrar/log/coordinator":       b2f(st.Coordinator),
+		"master/lease_lapses":             float64(m.lapses.Load()),
 		"registrar/applied_entries_total": 0,
 	}
 	m.reg.mu.RLock()
