@@ -29,6 +29,9 @@ import (
 
 // staleCheck is the outcome of checkStaleReads.
 type staleCheck struct {
+	// Skipped is set when no acknowledged operation names an epoch: the
+	// masters' binary predates master.LeaderEpochHeader.
+	Skipped  bool
 	Checked  int      // acknowledged operations with an epoch
 	Epochs   int      // distinct leaderships seen
 	Stale    int      // operations answered under a deposed leadership
@@ -38,7 +41,8 @@ type staleCheck struct {
 // checkStaleReads checks the acknowledged operations of a history: each
 // carries an epoch, each epoch was served by one master, and no operation
 // invoked after a write was acknowledged under a newer epoch was answered
-// under an older one. Problems lists at most limit violations.
+// under an older one. Problems lists at most limit violations. A history in
+// which no acknowledged operation carries an epoch is skipped.
 func checkStaleReads(ops []chaosOp, limit int) staleCheck {
 	var sc staleCheck
 	report := func(format string, args ...any) {
@@ -62,6 +66,10 @@ func checkStaleReads(ops []chaosOp, limit int) staleCheck {
 		}
 	}
 	sc.Checked = len(acked)
+	if sc.Checked == 0 && unnamed > 0 {
+		sc.Skipped = true
+		return sc
+	}
 	if unnamed > 0 {
 		report("%d acknowledged operations name no leadership epoch (no %s header)", unnamed, master.LeaderEpochHeader)
 	}
@@ -144,12 +152,13 @@ func TestChaosStaleReadCheck(t *testing.T) {
 		return chaosOp{Client: client, Kind: chaosRead, Call: call, Return: ret, Outcome: chaosOK, Server: server, Epoch: epoch, Weights: map[string]float64{}}
 	}
 	tests := []struct {
-		name       string
-		ops        []chaosOp
-		limit      int
-		wantStale  int
-		wantEpochs int
-		wantN      int // problem lines
+		name        string
+		ops         []chaosOp
+		limit       int
+		wantStale   int
+		wantEpochs  int
+		wantN       int // problem lines
+		wantSkipped bool
 	}{
 		{
 			name:       "one leader",
@@ -214,6 +223,11 @@ func TestChaosStaleReadCheck(t *testing.T) {
 			wantN:      1,
 		},
 		{
+			name:        "a binary without epochs is not checked",
+			ops:         []chaosOp{w(0, 0, 10, b, 0), r(1, 20, 30, a, 0)},
+			wantSkipped: true,
+		},
+		{
 			name:       "many stale reads, listed up to the limit",
 			ops:        []chaosOp{w(0, 0, 10, b, 2), r(1, 20, 21, a, 1), r(1, 22, 23, a, 1), r(1, 24, 25, a, 1), r(1, 26, 27, a, 1)},
 			limit:      2,
@@ -232,9 +246,9 @@ func TestChaosStaleReadCheck(t *testing.T) {
 			// Order of the history must not matter.
 			for _, ops := range [][]chaosOp{tc.ops, reversed(tc.ops)} {
 				got := checkStaleReads(ops, limit)
-				if got.Stale != tc.wantStale || got.Epochs != tc.wantEpochs || len(got.Problems) != tc.wantN {
-					t.Errorf("history %+v:\ngot %d stale, %d epochs, problems %q\nwant %d stale, %d epochs, %d problems",
-						ops, got.Stale, got.Epochs, got.Problems, tc.wantStale, tc.wantEpochs, tc.wantN)
+				if got.Stale != tc.wantStale || got.Epochs != tc.wantEpochs || len(got.Problems) != tc.wantN || got.Skipped != tc.wantSkipped {
+					t.Errorf("history %+v:\ngot %d stale, %d epochs, skipped %v, problems %q\nwant %d stale, %d epochs, skipped %v, %d problems",
+						ops, got.Stale, got.Epochs, got.Skipped, got.Problems, tc.wantStale, tc.wantEpochs, tc.wantSkipped, tc.wantN)
 				}
 			}
 		})
