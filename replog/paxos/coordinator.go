@@ -7,8 +7,9 @@ import (
 )
 
 // This file holds the coordinator (proposer): the pre-vote, the implicit
-// promise round, the fill of every position a quorum may have written, then writes without a
-// promise phase, learned broadcasts, heartbeats and membership changes.
+// promise round, the fill of every position a quorum may have written, then
+// writes without a promise phase, learned broadcasts, heartbeats and
+// membership changes.
 
 // campaign is the state of an election in progress.
 type campaign struct {

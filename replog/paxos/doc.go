@@ -140,8 +140,9 @@
 // once: an election takes one round trip more and not one tick more. A
 // REJECT that reports a higher promise ends the campaign, as the promise
 // round would have; lease refusals end it once no quorum is left to say yes,
-// and otherwise the round is asked again after RetryTicks, when the leases
-// may have lapsed. Just before the promise round the candidate checks its
+// and otherwise a new round is asked one tick after the refuser's lease
+// lapses (the refusal reports the ticks left) or after RetryTicks, whichever
+// comes first. Just before the promise round the candidate checks its
 // own replica again, which may have promised another candidate meanwhile.
 //
 // Why. Without it, a candidate that cannot win promised itself durably
