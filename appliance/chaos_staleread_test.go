@@ -99,7 +99,6 @@ func checkStaleReads(ops []chaosOp, limit int) staleCheck {
 			newest[i] = newest[i-1]
 		}
 	}
-	var stale []chaosOp
 	for _, op := range acked {
 		// Writes acknowledged before op was invoked.
 		k := sort.Search(len(writes), func(i int) bool { return writes[i].Return >= op.Call })
@@ -111,7 +110,6 @@ func checkStaleReads(ops []chaosOp, limit int) staleCheck {
 			continue
 		}
 		sc.Stale++
-		stale = append(stale, op)
 		what := "stale read"
 		if op.Kind == chaosWrite {
 			what = "write acknowledged by a deposed leader"
