@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Badger runs with SyncWrites off and the store makes its logs durable
@@ -43,8 +44,13 @@ type logSync struct {
 	vlog  logKind
 	files map[string]*os.File
 	// dirPending: the directory has not been synced since Open (names an
-	// earlier process created may not be durable).
+	// earlier process created may not be durable), or a log file appeared
+	// since the last sync.
 	dirPending bool
+	// allocated is the highest write-ahead log preallocated (see
+	// preallocateWALs); walExtent is how much of each one to preallocate.
+	allocated int
+	walExtent int64
 
 	// For tests: files synced, by kind, since Open; the names the last sync
 	// synced, and those it found deleted (flushed) meanwhile.
@@ -62,8 +68,8 @@ type logKind struct {
 	count     *int
 }
 
-func newLogSync(dir string) (*logSync, error) {
-	ls := &logSync{dir: dir, files: map[string]*os.File{}, dirPending: true}
+func newLogSync(dir string, memTableSize int64) (*logSync, error) {
+	ls := &logSync{dir: dir, files: map[string]*os.File{}, dirPending: true, walExtent: walExtent(memTableSize)}
 	ls.mem = logKind{format: "%05d.mem", count: &ls.walSyncs}
 	ls.vlog = logKind{format: "%06d.vlog", count: &ls.vlogSyncs}
 	entries, err := os.ReadDir(dir)
@@ -71,16 +77,11 @@ func newLogSync(dir string) (*logSync, error) {
 		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
 	for _, k := range []*logKind{&ls.mem, &ls.vlog} {
-		ext := filepath.Ext(k.format)
 		k.from, k.top = 0, -1
 		first := true
 		for _, e := range entries {
-			base, ok := strings.CutSuffix(e.Name(), ext)
+			fid, ok := k.parse(e.Name())
 			if !ok {
-				continue
-			}
-			fid, err := strconv.Atoi(base)
-			if err != nil || fmt.Sprintf(k.format, fid) != e.Name() {
 				continue
 			}
 			if first || fid < k.from {
@@ -93,7 +94,21 @@ func newLogSync(dir string) (*logSync, error) {
 			k.from = 1 // none yet: Badger starts at 1
 		}
 	}
+	ls.allocated = ls.mem.from - 1
 	return ls, nil
+}
+
+// parse returns the ID of a file of kind k named name.
+func (k *logKind) parse(name string) (int, bool) {
+	base, ok := strings.CutSuffix(name, filepath.Ext(k.format))
+	if !ok {
+		return 0, false
+	}
+	fid, err := strconv.Atoi(base)
+	if err != nil || fmt.Sprintf(k.format, fid) != name {
+		return 0, false
+	}
+	return fid, true
 }
 
 // sync makes every commit so far durable: the write-ahead logs always, the
@@ -177,6 +192,78 @@ func (ls *logSync) syncFile(name string) (bool, error) {
 		return false, fmt.Errorf("sync %s: %w", name, err)
 	}
 	return true, nil
+}
+
+// walExtent bounds how far Badger writes into a write-ahead log of a
+// memtable of size m (Badger 4.9.6): it writes a request (one transaction)
+// only while the log is below m bytes, and a transaction holds at most
+// maxBatchSize = 15% of m bytes counting each entry's key and value plus 12
+// bytes, which the log encodes in at most 34 more (header, version, CRC)
+// than key and value: at most 34/12 < 3 times maxBatchSize. Badger creates
+// the file at 2×m.
+func walExtent(m int64) int64 {
+	return min(2*m, m+3*(15*m/100)+64<<10)
+}
+
+// preallocateWALs allocates the blocks of every write-ahead log it has not
+// seen yet, as far as Badger may write into it (walExtent), so that no write
+// Badger makes to one through its mapping can fault for lack of space
+// (Badger creates them sparse, with ftruncate). Open calls it for the logs
+// that exist, and the store after each commit, which may have rotated the
+// memtable (at most once: one commit is one Badger request). ENOSPC is a
+// *NoSpaceError.
+func (ls *logSync) preallocateWALs() error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for {
+		fid := ls.allocated + 1
+		name := fmt.Sprintf(ls.mem.format, fid)
+		f, err := os.OpenFile(filepath.Join(ls.dir, name), os.O_RDWR, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			if fid < ls.mem.top {
+				ls.allocated = fid // flushed and deleted already
+				continue
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("preallocate %s: %w", name, err)
+		}
+		err = preallocate(f, ls.walExtent)
+		f.Close()
+		if errors.Is(err, syscall.ENOSPC) {
+			free, _ := freeBytes(ls.dir)
+			return &NoSpaceError{Dir: ls.dir, Free: free, Err: fmt.Errorf("preallocate %s: %w", name, err)}
+		}
+		if err != nil {
+			return fmt.Errorf("preallocate %s: %w", name, err)
+		}
+		ls.allocated = fid
+		if fid > ls.mem.top {
+			// The next sync syncs it, and the directory for its name.
+			ls.mem.top, ls.dirPending = fid, true
+		}
+	}
+}
+
+// rescan finds log files Badger created without a commit of the store (value
+// log GC writes through Badger itself), so that the next sync covers them
+// even if one in between was already flushed and deleted.
+func (ls *logSync) rescan() error {
+	entries, err := os.ReadDir(ls.dir)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", ls.dir, err)
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for _, k := range []*logKind{&ls.mem, &ls.vlog} {
+		for _, e := range entries {
+			if fid, ok := k.parse(e.Name()); ok && fid > k.top {
+				k.top, ls.dirPending = fid, true
+			}
+		}
+	}
+	return nil
 }
 
 // close releases the descriptors.

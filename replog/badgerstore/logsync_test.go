@@ -16,27 +16,35 @@ import (
 )
 
 // TestSaveSyncsWhatItMust: a synced Save syncs Badger's write-ahead log and
-// leaves the value log alone unless a value went there; an unsynced Save
-// syncs nothing, unless it put a value in the value log, which is synced at
-// once (value log first) so that no pointer outlives its value.
+// leaves the value log alone; an unsynced Save syncs nothing, unless it wrote
+// a chunked action, whose chunks are synced before its key. In the legacy
+// mode (format 1) a value in the value log is synced at once, value log
+// first.
 func TestSaveSyncsWhatItMust(t *testing.T) {
 	t.Parallel()
 	type synced struct{ WAL, ValueLog bool }
 	tests := []struct {
-		name string
-		size int
-		sync bool
-		want synced
+		name   string
+		size   int
+		sync   bool
+		legacy bool
+		want   synced
 	}{
-		{"synced small value", 256, true, synced{WAL: true}},
-		{"unsynced small value", 256, false, synced{}},
-		{"synced value for the value log", 4096, true, synced{WAL: true, ValueLog: true}},
-		{"unsynced value for the value log", 4096, false, synced{WAL: true, ValueLog: true}},
+		{"synced small value", 256, true, false, synced{WAL: true}},
+		{"unsynced small value", 256, false, false, synced{}},
+		{"synced chunked value", 4096, true, false, synced{WAL: true}},
+		{"unsynced chunked value", 4096, false, false, synced{WAL: true}},
+		{"legacy synced value for the value log", 4096, true, true, synced{WAL: true, ValueLog: true}},
+		{"legacy unsynced value for the value log", 4096, false, true, synced{WAL: true, ValueLog: true}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			st, err := badgerstore.Open(filepath.Join(t.TempDir(), "replicated_log"), badgerstore.Options{ValueThreshold: 1024, GCInterval: -1})
+			opts := badgerstore.WithMaxValue(badgerstore.Options{GCInterval: -1}, 1024)
+			if tc.legacy {
+				opts = badgerstore.WithLegacyValueThreshold(opts, 1024)
+			}
+			st, err := badgerstore.Open(filepath.Join(t.TempDir(), "replicated_log"), opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,7 +150,8 @@ func vlogFiles(t *testing.T, dir string) []string {
 func TestGCKeepsRewrittenFileUntilSynced(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "replicated_log")
-	opts := badgerstore.Options{ValueThreshold: 1024, GCInterval: -1, MemTableSize: 1 << 20}
+	// Values in the value log: a store written by format 1.
+	opts := badgerstore.WithLegacyValueThreshold(badgerstore.Options{GCInterval: -1, MemTableSize: 1 << 20}, 1024)
 	st, err := badgerstore.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -26,9 +26,11 @@ const (
 	DefaultMemTableSize   = 8 << 20
 	DefaultBlockCacheSize = 8 << 20
 	DefaultIndexCacheSize = 4 << 20
-	DefaultValueThreshold = 64 << 10
 	DefaultGCInterval     = 5 * time.Minute
 	DefaultGCDiscardRatio = 0.5
+	// DefaultFreeSpaceReserve, in memtables: the default reserve is this
+	// many times MemTableSize (24 MiB with the default memtable).
+	DefaultFreeSpaceReserve = 3
 )
 
 // Options configures a [Store]. The zero value is ready to use.
@@ -43,18 +45,32 @@ type Options struct {
 	ReadOnly bool
 
 	// MemTableSize is Badger's memtable size (default
-	// [DefaultMemTableSize]); two memtables at most. One Save must stay
-	// within about 15% of it, not counting values of ValueThreshold bytes or
-	// more; a larger batch is split (see [Store.Save]).
+	// [DefaultMemTableSize]); two memtables at most. One Badger transaction
+	// holds about 15% of it; a larger Save is split (see [Store.Save]). It
+	// also bounds the largest value the store writes under one key: the
+	// smaller of 1 MiB (Badger's maximum ValueThreshold) and 15% of it, so
+	// a memtable of less than 7 MiB makes large actions take more chunks.
 	MemTableSize int64
 	// BlockCacheSize and IndexCacheSize bound Badger's caches (defaults
 	// [DefaultBlockCacheSize], [DefaultIndexCacheSize]).
 	BlockCacheSize int64
 	IndexCacheSize int64
-	// ValueThreshold: values of at least this many bytes go to the value
-	// log (default [DefaultValueThreshold]). A Save holding one is synced
-	// whatever Batch.Sync says, value log first (see [Store.Save]).
-	ValueThreshold int64
+
+	// FreeSpaceReserve is the free space, in bytes, the file system of the
+	// store's directory must keep besides the batch itself for Save to
+	// write: room for what Badger may write through memory-mapped files,
+	// where a page the file system cannot back is SIGBUS, not an error,
+	// during a Save and the work it triggers. The store preallocates each
+	// write-ahead log (a failure is a clean error), so what remains is the
+	// first transaction a memtable rotation writes into a new log before
+	// the store sees it (up to 45% of MemTableSize), the level-0 table the
+	// flush builds (about MemTableSize) and the tables of the compaction
+	// that may follow (written before the ones they replace are deleted).
+	// Below it Save returns a [*NoSpaceError] instead. Zero means
+	// [DefaultFreeSpaceReserve] × MemTableSize; negative disables the
+	// check. It guards the store's own writes: a disk filled by someone
+	// else while Badger flushes or compacts can still end the process.
+	FreeSpaceReserve int64
 
 	// GCInterval is the period of value-log garbage collection (default
 	// [DefaultGCInterval]; negative disables it). GCDiscardRatio is the
@@ -68,6 +84,41 @@ type Options struct {
 	// instead of the store's own syncing (see logSync). Only for the
 	// benchmark that compares the two.
 	badgerSyncWrites bool
+	// maxValue, for tests, lowers the largest sealed value written under
+	// one key (default: the largest Badger keeps out of its value log).
+	maxValue int
+	// legacyValueThreshold, for tests, writes as the format-1 store did:
+	// Badger's ValueThreshold at this value and no chunks, so values of
+	// this size or more go to the value log.
+	legacyValueThreshold int64
+}
+
+// badgerMaxValueThreshold is the largest ValueThreshold Badger v4 accepts
+// (options.go, maxValueThreshold); it also refuses one above 15% of
+// MemTableSize, its largest transaction.
+const badgerMaxValueThreshold = 1 << 20
+
+// valueThreshold is Badger's ValueThreshold: values shorter than it stay in
+// the LSM tree and its write-ahead log, longer ones go to the value log.
+func (o Options) valueThreshold() int64 {
+	if o.legacyValueThreshold > 0 {
+		return o.legacyValueThreshold
+	}
+	return min(badgerMaxValueThreshold, 15*o.MemTableSize/100)
+}
+
+// maxValueLen is the largest sealed value the store writes under one key:
+// below Badger's ValueThreshold, so it never goes to the value log, and with
+// its key within one transaction. Larger actions are written as chunks.
+func (o Options) maxValueLen() int {
+	if o.legacyValueThreshold > 0 {
+		return math.MaxInt
+	}
+	m := int(o.valueThreshold()) - 64
+	if o.maxValue > 0 {
+		m = min(m, o.maxValue)
+	}
+	return m
 }
 
 func (o Options) withDefaults() Options {
@@ -83,8 +134,8 @@ func (o Options) withDefaults() Options {
 	if o.IndexCacheSize <= 0 {
 		o.IndexCacheSize = DefaultIndexCacheSize
 	}
-	if o.ValueThreshold <= 0 {
-		o.ValueThreshold = DefaultValueThreshold
+	if o.FreeSpaceReserve == 0 {
+		o.FreeSpaceReserve = DefaultFreeSpaceReserve * o.MemTableSize
 	}
 	if o.GCInterval == 0 {
 		o.GCInterval = DefaultGCInterval
@@ -106,8 +157,14 @@ var (
 	keyFormat   = []byte("f") // formatValue
 	keyMeta     = []byte("m") // the hard state
 	keyTruncate = []byte("t") // a truncation in progress: 8-byte position
-	prefixAct   = []byte("a") // + 8-byte big-endian position
-	formatValue = []byte("regent-replog v1")
+	prefixAct   = []byte("a") // + 8-byte big-endian position: the action or its chunks' descriptor
+	// formatValue is the current format: 2 added chunks (prefixChunk) and
+	// never writes to Badger's value log. A format-1 store is a valid
+	// format-2 store whose actions are all unchunked (some of its values may
+	// be in the value log, which Badger still reads): a read-write Open
+	// rewrites its marker.
+	formatValue  = []byte("regent-replog v2")
+	formatValue1 = []byte("regent-replog v1")
 )
 
 const actionKeyLen = 9
@@ -159,6 +216,11 @@ type Store struct {
 	db   *badger.DB
 	lock *dirLock
 	ls   *logSync // nil when read-only or with badgerSyncWrites
+	// maxValue is opts.maxValueLen().
+	maxValue int
+	// trace, for tests, is told of every commit a Save makes (with what the
+	// transaction held) and every sync.
+	trace func(event string)
 	// gcHook, for tests, runs after each value-log GC pass, before the file
 	// it rewrote may be deleted.
 	gcHook func(error)
@@ -170,6 +232,14 @@ type Store struct {
 	// truncating, while non-zero, is a position below which actions are
 	// being deleted; reads hide them.
 	truncating atomic.Uint64
+
+	// wmu serializes writers (Save, and Open's repairs) and guards what
+	// follows.
+	wmu sync.Mutex
+	// chunked holds the chunks of every chunked action, by position, so a
+	// write over one can delete them. nextGen is the next chunk generation.
+	chunked map[paxos.Position]chunkRef
+	nextGen uint64
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -202,10 +272,18 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s = &Store{dir: dir, opts: opts, log: opts.Logger, db: db, lock: lock, stop: make(chan struct{})}
+	s = &Store{dir: dir, opts: opts, log: opts.Logger, db: db, lock: lock, stop: make(chan struct{}),
+		maxValue: opts.maxValueLen(), chunked: map[paxos.Position]chunkRef{}, nextGen: 1}
 	if !opts.ReadOnly && !opts.badgerSyncWrites {
-		if s.ls, err = newLogSync(dir); err != nil {
+		if s.ls, err = newLogSync(dir, opts.MemTableSize); err != nil {
 			db.Close()
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
+		// Back every page of the write-ahead logs now, so a write to them
+		// can never fault for lack of space (see NoSpaceError).
+		if err := s.ls.preallocateWALs(); err != nil {
+			db.Close()
+			s.ls.close()
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
 		// What Badger replayed from its logs may not be on disk yet (a
@@ -221,6 +299,10 @@ func Open(dir string, opts Options) (s *Store, err error) {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	if err := s.resumeTruncation(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if err := s.loadChunks(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
@@ -246,7 +328,7 @@ func badgerOptions(dir string, opts Options) badger.Options {
 		WithNumCompactors(2).
 		WithBlockCacheSize(opts.BlockCacheSize).
 		WithIndexCacheSize(opts.IndexCacheSize).
-		WithValueThreshold(opts.ValueThreshold).
+		WithValueThreshold(opts.valueThreshold()).
 		WithValueLogFileSize(16 << 20).
 		WithChecksumVerificationMode(options.OnTableRead).
 		WithDetectConflicts(false). // one writer: the driver goroutine
@@ -308,10 +390,12 @@ func (s *Store) checkFormat() error {
 		return fmt.Errorf("read format: %w", err)
 	}
 	switch {
-	case format != nil && !bytes.Equal(format, formatValue):
-		return fmt.Errorf("%w: store format %q, this binary reads %q", replog.ErrCorrupt, format, formatValue)
-	case format != nil:
+	case bytes.Equal(format, formatValue1) && !s.opts.ReadOnly:
+		s.log.Info("upgrading the store format", "from", string(formatValue1), "to", string(formatValue))
+	case bytes.Equal(format, formatValue1) || bytes.Equal(format, formatValue):
 		return nil
+	case format != nil:
+		return fmt.Errorf("%w: store format %q, this binary reads %q and %q", replog.ErrCorrupt, format, formatValue1, formatValue)
 	case !empty:
 		return fmt.Errorf("%w: not a regent replicated log (no format marker)", replog.ErrCorrupt)
 	case s.opts.ReadOnly:
@@ -421,7 +505,11 @@ func (s *Store) Action(p paxos.Position) (paxos.Action, bool, error) {
 		}
 		found = true
 		return item.Value(func(v []byte) error {
-			a, err = decodeAction(p, v)
+			sealed, err := sealedValue(txn, p, v)
+			if err != nil {
+				return fmt.Errorf("action at position %d: %w", p, err)
+			}
+			a, err = decodeAction(p, sealed)
 			return err
 		})
 	})
@@ -456,16 +544,25 @@ func (s *Store) Actions(from, to paxos.Position, maxBytes int) ([]paxos.Action, 
 			if p >= to {
 				return nil
 			}
-			size += int(item.ValueSize()) - crcLen
-			if len(out) > 0 && maxBytes > 0 && size > maxBytes {
-				return nil
-			}
+			full := false
 			err := item.Value(func(v []byte) error {
-				a, err := decodeAction(p, v)
+				n, err := storedSize(v)
+				if err != nil {
+					return fmt.Errorf("action at position %d: %w", p, err)
+				}
+				if size += n; len(out) > 0 && maxBytes > 0 && size > maxBytes {
+					full = true
+					return nil
+				}
+				sealed, err := sealedValue(txn, p, v)
+				if err != nil {
+					return fmt.Errorf("action at position %d: %w", p, err)
+				}
+				a, err := decodeAction(p, sealed)
 				out = append(out, a)
 				return err
 			})
-			if err != nil {
+			if err != nil || full {
 				return err
 			}
 		}
@@ -509,166 +606,6 @@ func (s *Store) LastPosition() (paxos.Position, bool, error) {
 	return last, true, nil
 }
 
-// Save implements [replog.Storage]. The batch is normally one Badger
-// transaction, committed without a sync; a synced batch then syncs Badger's
-// write-ahead log (see logSync), which makes every earlier Save durable too.
-// A batch holding a value of ValueThreshold bytes or more, which Badger puts
-// in its value log, is synced whatever b.Sync says, value log first: the
-// pointer Badger keeps in its write-ahead log must never outlive the value.
-// A batch too large for one
-// transaction is split: its actions first, in as many transactions as
-// needed, then the hard state; a crash in between leaves some of the actions
-// without the hard state, as if only some of the messages that produced
-// them had arrived (nothing of the batch was sent yet). A truncation too
-// large for the batch's transaction is recorded there and finished in
-// further transactions before Save returns (or by the next Open after a
-// crash); reads hide the positions being deleted meanwhile.
-func (s *Store) Save(b replog.Batch) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return fmt.Errorf("save: %w", replog.ErrClosed)
-	}
-	if s.opts.ReadOnly {
-		return errors.New("save: store opened read-only")
-	}
-	if err := s.save(b); err != nil {
-		return fmt.Errorf("save: %w", err)
-	}
-	return nil
-}
-
-func (s *Store) save(b replog.Batch) error {
-	txn := s.db.NewTransaction(true)
-	defer func() { txn.Discard() }()
-	// set adds one write, committing the transaction and starting another
-	// when it is full.
-	set := func(k, v []byte) error {
-		err := txn.Set(k, v)
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			if err := txn.Commit(); err != nil {
-				return err
-			}
-			txn = s.db.NewTransaction(true)
-			err = txn.Set(k, v)
-		}
-		return err
-	}
-	var buf []byte
-	values := false // a value goes to Badger's value log
-	for i := range b.Actions {
-		a := &b.Actions[i]
-		if b.TruncateBelow != 0 && a.Position < b.TruncateBelow {
-			continue // deleted by this very batch
-		}
-		// Badger keeps the value slice until the commit: one buffer each.
-		buf = seal(replog.AppendAction(make([]byte, 0, replog.ActionSize(*a)+crcLen), *a))
-		values = values || int64(len(buf)) >= s.opts.ValueThreshold
-		if err := set(actionKey(a.Position), buf); err != nil {
-			return fmt.Errorf("write action at position %d: %w", a.Position, err)
-		}
-	}
-	if b.HardState != nil {
-		v := seal(replog.EncodeHardState(*b.HardState))
-		values = values || int64(len(v)) >= s.opts.ValueThreshold
-		if err := set(keyMeta, v); err != nil {
-			return fmt.Errorf("write hard state: %w", err)
-		}
-	}
-	done := true
-	if b.TruncateBelow != 0 {
-		var err error
-		done, err = s.deleteIn(txn, b.TruncateBelow)
-		if err != nil {
-			return fmt.Errorf("truncate below %d: %w", b.TruncateBelow, err)
-		}
-		if !done {
-			// Hide the range from readers until it is gone.
-			s.truncating.Store(uint64(b.TruncateBelow))
-			var v [8]byte
-			binary.BigEndian.PutUint64(v[:], uint64(b.TruncateBelow))
-			if err := set(keyTruncate, v[:]); err != nil {
-				return fmt.Errorf("truncate below %d: %w", b.TruncateBelow, err)
-			}
-		}
-	}
-	if err := txn.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	if !done {
-		if err := s.deleteBelow(b.TruncateBelow); err != nil {
-			return fmt.Errorf("truncate below %d: %w", b.TruncateBelow, err)
-		}
-	}
-	if b.Sync || values {
-		return s.syncLogs(values)
-	}
-	return nil
-}
-
-// maxDeletesPerTxn bounds the deletes a truncation adds to one transaction.
-const maxDeletesPerTxn = 4096
-
-// deleteIn deletes actions below p within txn, up to maxDeletesPerTxn of
-// them; it reports whether none is left.
-func (s *Store) deleteIn(txn *badger.Txn, p paxos.Position) (bool, error) {
-	var keys [][]byte
-	more := false
-	err := s.db.View(func(rtx *badger.Txn) error {
-		it := rtx.NewIterator(badger.IteratorOptions{Prefix: prefixAct})
-		defer it.Close()
-		end := actionKey(p)
-		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			if bytes.Compare(k, end) >= 0 {
-				return nil
-			}
-			if len(keys) == maxDeletesPerTxn {
-				more = true
-				return nil
-			}
-			keys = append(keys, it.Item().KeyCopy(nil))
-		}
-		return nil
-	})
-	if err != nil {
-		return false, err
-	}
-	for _, k := range keys {
-		if err := txn.Delete(k); err != nil {
-			if errors.Is(err, badger.ErrTxnTooBig) {
-				return false, nil
-			}
-			return false, err
-		}
-	}
-	return !more, nil
-}
-
-// deleteBelow deletes every action below p in transactions of at most
-// maxDeletesPerTxn deletes, then clears the truncation marker.
-func (s *Store) deleteBelow(p paxos.Position) error {
-	for {
-		txn := s.db.NewTransaction(true)
-		done, err := s.deleteIn(txn, p)
-		if err == nil && done {
-			err = txn.Delete(keyTruncate)
-		}
-		if err == nil {
-			err = txn.Commit()
-		}
-		txn.Discard()
-		if err != nil {
-			return err
-		}
-		if done {
-			break
-		}
-	}
-	s.truncating.Store(0)
-	return nil
-}
-
 // syncLogs makes every commit so far durable; values says whether the value
 // log must be synced too.
 func (s *Store) syncLogs(values bool) error {
@@ -677,6 +614,9 @@ func (s *Store) syncLogs(values bool) error {
 	}
 	if err := s.ls.sync(values); err != nil {
 		return fmt.Errorf("sync: %w", err)
+	}
+	if s.trace != nil {
+		s.trace("sync")
 	}
 	return nil
 }
@@ -760,6 +700,16 @@ func (s *Store) gcOnce() error {
 		txn.Discard()
 	}()
 	err := s.db.RunValueLogGC(s.opts.GCDiscardRatio)
+	if err == nil && s.ls != nil {
+		// The rewrite went through Badger's own writes, which may have
+		// rotated the memtable.
+		if serr := s.ls.rescan(); serr != nil {
+			return serr
+		}
+		if serr := s.ls.preallocateWALs(); serr != nil {
+			return serr
+		}
+	}
 	if err == nil {
 		if serr := s.syncLogs(true); serr != nil {
 			return serr

@@ -264,8 +264,8 @@ func TestLargeBatchIsSplit(t *testing.T) {
 
 func TestGCAndDiskUsage(t *testing.T) {
 	t.Parallel()
-	opts := testOptions(t)
-	opts.ValueThreshold = 1024 // large values to the value log
+	// Large values to the value log, as format 1 wrote them.
+	opts := badgerstore.WithLegacyValueThreshold(testOptions(t), 1024)
 	st := openStore(t, t.TempDir(), opts)
 	defer st.Close()
 	big := string(make([]byte, 64<<10))
