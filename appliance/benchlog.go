@@ -5,10 +5,12 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -295,6 +297,7 @@ type logBenchOptions struct {
 	Dir      string        // stores go under it
 	Logger   hclog.Logger
 	AtEnd    func() error // called while the cluster still runs, after the measurements (a heap profile)
+	Trace    io.Writer    // if set, receives a runtime execution trace of the appends only
 }
 
 func (o *logBenchOptions) validate() error {
@@ -411,7 +414,15 @@ func runLogBench(ctx context.Context, o logBenchOptions) (*logBenchResult, error
 	st0 := leader.store.syncTime.Load()
 	follower := c.replicas[1]
 	fsyncs0, fst0 := follower.store.syncs.Load(), follower.store.syncTime.Load()
+	if o.Trace != nil {
+		if err := trace.Start(o.Trace); err != nil {
+			return nil, fmt.Errorf("log bench: start trace: %w", err)
+		}
+	}
 	lats, errs, elapsed := appendLoad(ctx, leader.node, o.Size, o.Writers, o.Duration, count)
+	if o.Trace != nil {
+		trace.Stop()
+	}
 	syncs, writes, pos := leader.store.syncs.Load()-syncs0, leader.tr.writes.Load()-writes0, leader.tr.positions.Load()-pos0
 	st := time.Duration(leader.store.syncTime.Load() - st0)
 	fsyncs, fst := follower.store.syncs.Load()-fsyncs0, time.Duration(follower.store.syncTime.Load()-fst0)

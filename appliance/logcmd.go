@@ -43,6 +43,7 @@ func cmdLogBench(ctx context.Context, e *Env, args []string) int {
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile at the end of the run to this file")
+	traceFile := fs.String("trace", "", "write a runtime execution trace of the appends (go tool trace) to this file")
 	logLevel := fs.String("log_level", "off", "log level of the replicas (off, error, warn, info, debug, trace), on stderr")
 	if code, ok := e.parseFlags(fs, args); !ok {
 		return code
@@ -86,6 +87,16 @@ func cmdLogBench(ctx context.Context, e *Env, args []string) int {
 			return ExitFailure
 		}
 		defer pprof.StopCPUProfile()
+	}
+
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "%s: %v\n", e.cmd.path(), err)
+			return ExitFailure
+		}
+		defer f.Close()
+		o.Trace = f
 	}
 
 	if *memProfile != "" {
