@@ -51,6 +51,11 @@ type logSync struct {
 	// preallocateWALs); walExtent is how much of each one to preallocate.
 	allocated int
 	walExtent int64
+	// sinceRotation bounds from above what the store wrote to the active
+	// write-ahead log (Badger starts a new, empty one at Open); while it is
+	// below probeAt no rotation can have happened and afterCommit looks
+	// for no new log (a system call per commit otherwise).
+	sinceRotation, probeAt int64
 
 	// For tests: files synced, by kind, since Open; the names the last sync
 	// synced, and those it found deleted (flushed) meanwhile.
@@ -69,7 +74,8 @@ type logKind struct {
 }
 
 func newLogSync(dir string, memTableSize int64) (*logSync, error) {
-	ls := &logSync{dir: dir, files: map[string]*os.File{}, dirPending: true, walExtent: walExtent(memTableSize)}
+	ls := &logSync{dir: dir, files: map[string]*os.File{}, dirPending: true, walExtent: walExtent(memTableSize),
+		probeAt: memTableSize / 2}
 	ls.mem = logKind{format: "%05d.mem", count: &ls.walSyncs}
 	ls.vlog = logKind{format: "%06d.vlog", count: &ls.vlogSyncs}
 	entries, err := os.ReadDir(dir)
@@ -205,6 +211,41 @@ func walExtent(m int64) int64 {
 	return min(2*m, m+3*(15*m/100)+64<<10)
 }
 
+// entryOverhead bounds from above what Badger adds to a key and value in its
+// write-ahead log (a header of at most 22 bytes, an 8-byte version, a 4-byte
+// CRC) and in its memtable's arena (a skiplist node of at most 96 bytes, the
+// version, the value's meta and expiry), either of which rotates the
+// memtable when it reaches MemTableSize; commitOverhead, the entry that ends
+// a transaction.
+const (
+	entryOverhead  = 160
+	commitOverhead = 200
+)
+
+// afterCommit is told of each commit of the store, with the bytes of keys
+// and values it wrote, and preallocates the new write-ahead log a memtable
+// rotation may have created. Counting saves a system call per commit until
+// the active log may be half full.
+func (ls *logSync) afterCommit(n int64) error {
+	ls.mu.Lock()
+	ls.sinceRotation += n
+	probe := ls.sinceRotation >= ls.probeAt
+	before := ls.allocated
+	ls.mu.Unlock()
+	if !probe {
+		return nil
+	}
+	if err := ls.preallocateWALs(); err != nil {
+		return err
+	}
+	ls.mu.Lock()
+	if ls.allocated != before {
+		ls.sinceRotation = n // this commit may be in the new log
+	}
+	ls.mu.Unlock()
+	return nil
+}
+
 // preallocateWALs allocates the blocks of every write-ahead log it has not
 // seen yet, as far as Badger may write into it (walExtent), so that no write
 // Badger makes to one through its mapping can fault for lack of space
@@ -256,6 +297,8 @@ func (ls *logSync) rescan() error {
 	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
+	// Badger's own writes went to the active log uncounted.
+	ls.sinceRotation = max(ls.sinceRotation, ls.probeAt)
 	for _, k := range []*logKind{&ls.mem, &ls.vlog} {
 		for _, e := range entries {
 			if fid, ok := k.parse(e.Name()); ok && fid > k.top {

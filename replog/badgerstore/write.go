@@ -140,7 +140,7 @@ func (s *Store) save(b replog.Batch) error {
 			case err != nil:
 				return fmt.Errorf("truncate below %d: %w", p, err)
 			default:
-				w.holds |= holdsUnmark
+				w.deleted(keyTruncate, holdsUnmark)
 			}
 		}
 		if !done {
@@ -233,7 +233,7 @@ func (s *Store) deleteIn(w *writer, p paxos.Position) (bool, error) {
 			}
 			return false, err
 		}
-		w.holds |= holdsDelete
+		w.deleted(k, holdsDelete)
 	}
 	return !more, nil
 }
@@ -383,6 +383,9 @@ type writer struct {
 	s     *Store
 	txn   *badger.Txn
 	holds holds // what the open transaction holds
+	// bytes: keys and values in the open transaction, plus overheads (see
+	// logSync.afterCommit).
+	bytes int64
 	// spilled: a transaction was committed since the last sync.
 	spilled bool
 	// values: a value went to Badger's value log (only in the legacy
@@ -406,6 +409,7 @@ func (w *writer) set(k, v []byte, h holds) error {
 	}
 	if err == nil {
 		w.holds |= h
+		w.bytes += int64(len(k) + len(v) + entryOverhead)
 	}
 	return err
 }
@@ -420,9 +424,15 @@ func (w *writer) delete(k []byte, h holds) error {
 		err = w.txn.Delete(k)
 	}
 	if err == nil {
-		w.holds |= h
+		w.deleted(k, h)
 	}
 	return err
+}
+
+// deleted notes a delete of k made in the open transaction.
+func (w *writer) deleted(k []byte, h holds) {
+	w.holds |= h
+	w.bytes += int64(len(k) + entryOverhead)
 }
 
 // commit commits the open transaction, if it holds anything, and opens the
@@ -439,11 +449,12 @@ func (w *writer) commit() error {
 	if w.s.trace != nil {
 		w.s.trace("commit " + w.holds.String())
 	}
-	w.holds, w.spilled = 0, true
+	n := w.bytes + commitOverhead
+	w.holds, w.bytes, w.spilled = 0, 0, true
 	if w.s.ls != nil {
 		// The commit may have rotated the memtable: back the new
 		// write-ahead log at once.
-		return w.s.ls.preallocateWALs()
+		return w.s.ls.afterCommit(n)
 	}
 	return nil
 }
