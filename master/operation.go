@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
+	"unicode/utf8"
 )
 
 // OpType is the kind of a registry [Operation].
@@ -545,6 +547,29 @@ func encodeBatch(b *batch) ([]byte, error) {
 		return nil, fmt.Errorf("encode batch: %w", err)
 	}
 	return out, nil
+}
+
+// plainBatch reports whether decodeBatch(encodeBatch(b)) gives back b's
+// operations exactly, so the leader may apply b as it built it instead of
+// decoding the entry it stored (every other master decodes it). That holds
+// for batches of weight updates alone, whose roles are valid UTF-8 (the
+// encoder replaces invalid bytes), whose weights are finite (the encoder
+// refuses others) and that set no other field (omitempty turns an empty
+// slice into nil). regent bench writes only such batches.
+func plainBatch(b *batch) bool {
+	for i := range b.Ops {
+		op := &b.Ops[i]
+		if op.Type != OpUpdateWeights || len(op.WeightInfos) == 0 || op.MasterInfo != nil || op.Schedule != nil ||
+			op.Machines != nil || op.QuotaConfigs != nil || op.SlaveInfo != nil || op.SlaveID != "" || op.DrainConfig != nil {
+			return false
+		}
+		for _, w := range op.WeightInfos {
+			if !utf8.ValidString(w.Role) || math.IsInf(w.Weight, 0) || math.IsNaN(w.Weight) {
+				return false
+			}
+		}
+	}
+	return b.Version == batchVersion && utf8.ValidString(b.Proposer)
 }
 
 func decodeBatch(data []byte) (*batch, error) {

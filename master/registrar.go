@@ -1,9 +1,11 @@
 package master
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,9 +49,17 @@ type registrar struct {
 	sinceBytes  int       // bytes of entries since the last snapshot
 	changed     chan struct{}
 	waiters     map[uint64][]*proposal // own batches in flight, by sequence
+	plain       []ownBatch             // own plain batches in flight (see plainBatch)
+	plainUsed   uint64                 // own plain batches applied without decoding, for tests
 	proposedSeq uint64                 // highest own batch sequence proposed
 	written     uint64                 // one past the highest position known written (own writes, or the log's end at election)
 	canSnapshot bool                   // set once the leader's registry is recovered
+}
+
+// ownBatch is a batch this master proposed and the bytes it stored.
+type ownBatch struct {
+	data []byte
+	b    *batch
 }
 
 // proposal is one submitted operation and where its result goes.
@@ -130,10 +140,15 @@ func (r *registrar) applyEntry(e Entry) error {
 		r.reg = reg
 		r.sinceSnap, r.sinceBytes = 0, 0
 	case EntryAppend:
-		b, err := decodeBatch(e.Data)
-		if err != nil {
-			r.mu.Unlock()
-			return fmt.Errorf("apply position %d: %w", e.Position, err)
+		b := r.takePlainLocked(e.Data)
+		if b != nil {
+			r.plainUsed++
+		} else {
+			var err error
+			if b, err = decodeBatch(e.Data); err != nil {
+				r.mu.Unlock()
+				return fmt.Errorf("apply position %d: %w", e.Position, err)
+			}
 		}
 		results = make([]error, len(b.Ops))
 		for i := range b.Ops {
@@ -154,6 +169,7 @@ func (r *registrar) applyEntry(e Entry) error {
 		if b.Proposer == r.proposer {
 			resolve = r.waiters[b.Seq]
 			delete(r.waiters, b.Seq)
+			r.dropPlainLocked(b.Seq)
 		}
 	}
 	r.next = e.Position + 1
@@ -291,6 +307,12 @@ func (r *registrar) propose(ctx context.Context) {
 			r.abort(err)
 			return
 		}
+		if plainBatch(b) {
+			// The log owns data once appended: keep a copy to recognise it.
+			r.mu.Lock()
+			r.plain = append(r.plain, ownBatch{data: bytes.Clone(data), b: b})
+			r.mu.Unlock()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -309,6 +331,26 @@ func (r *registrar) propose(ctx context.Context) {
 			r.mu.Unlock()
 		}()
 	}
+}
+
+// takePlainLocked returns the own plain batch whose stored bytes are data,
+// removing it, or nil. The caller holds r.mu. Comparing bytes, not
+// sequence numbers, makes sure the batch applied is the one every other
+// master decodes from the same entry.
+func (r *registrar) takePlainLocked(data []byte) *batch {
+	for i, o := range r.plain {
+		if bytes.Equal(o.data, data) {
+			r.plain = slices.Delete(r.plain, i, i+1)
+			return o.b
+		}
+	}
+	return nil
+}
+
+// dropPlainLocked forgets the own plain batch seq, once it is applied. The
+// caller holds r.mu.
+func (r *registrar) dropPlainLocked(seq uint64) {
+	r.plain = slices.DeleteFunc(r.plain, func(o ownBatch) bool { return o.b.Seq == seq })
 }
 
 // failAll resolves ps with err.
