@@ -29,8 +29,14 @@ func preallocate(f *os.File, n int64) error {
 	}
 	for {
 		err := syscall.Fallocate(int(f.Fd()), 0, 0, n)
-		if err != syscall.EINTR {
-			return err
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EOPNOTSUPP, syscall.ENOSYS:
+			// The file system cannot preallocate (some ZFS, NFS): the
+			// reserve is the only guard there.
+			return nil
 		}
+		return err
 	}
 }

@@ -622,7 +622,11 @@ func (s *Store) syncLogs(values bool) error {
 }
 
 // Close implements [replog.Storage]: it stops value-log GC, closes Badger
-// (compacting level 0 first) and releases the locks. Idempotent.
+// (compacting level 0 first) and releases the locks. Idempotent. On a file
+// system with less free space than [Options.FreeSpaceReserve] it leaves
+// Badger open, its logs synced, and returns a wrapped [*NoSpaceError]: the
+// process must then exit (the next Open, by another process, replays the
+// logs; one by this process would find the store in use).
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -635,13 +639,39 @@ func (s *Store) Close() error {
 	s.wg.Wait()
 	// Badger does not sync its logs on close with SyncWrites off.
 	serr := s.syncLogs(true)
-	err := s.db.Close()
+	var err error
+	if nerr := s.checkCloseSpace(); nerr != nil {
+		// Badger's Close flushes the memtable into a table it writes
+		// through a mapping (and compacts level 0): on a full file system
+		// that is SIGBUS. Leave it open instead, as a killed process
+		// would: its logs are synced and the next Open replays them.
+		// Its goroutines and directory lock last until the process exits.
+		err = fmt.Errorf("storage engine left open: %w", nerr)
+	} else {
+		err = s.db.Close()
+	}
 	if s.ls != nil {
 		s.ls.close()
 	}
 	s.lock.release()
 	if err = errors.Join(serr, err); err != nil {
 		return fmt.Errorf("close store %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// checkCloseSpace returns a *NoSpaceError when the file system has less free
+// space than the reserve, which covers the table Badger's Close writes.
+func (s *Store) checkCloseSpace() error {
+	if s.opts.ReadOnly || s.opts.FreeSpaceReserve < 0 {
+		return nil
+	}
+	free, err := freeBytes(s.dir)
+	if err != nil {
+		return nil // nothing better to go by: close
+	}
+	if free < uint64(s.opts.FreeSpaceReserve) {
+		return &NoSpaceError{Dir: s.dir, Free: free, Reserve: uint64(s.opts.FreeSpaceReserve)}
 	}
 	return nil
 }
