@@ -63,7 +63,14 @@ type Core struct {
 
 	deliver []Action // learned, contiguous, for the application
 
-	unstable      map[Position]unstableAction
+	unstable map[Position]unstableAction
+	// saved holds the actions of the Readies advanced since, at positions
+	// not yet learned in order (at or above learnedTo): what storage holds
+	// there, without a read. Learning a position just accepted (the
+	// coordinator counting answers, a follower's learned broadcast) is the
+	// hot path, and a storage read per position cost more than the rest of
+	// the step. A cache: bounded by maxSaved, emptied when it overflows.
+	saved         map[Position]Action
 	pend          []Action
 	pendIdx       map[Position]int
 	truncateBelow Position
@@ -120,6 +127,7 @@ func New(cfg Config, st Storage) (*Core, error) {
 		id:        cfg.Replica,
 		ahead:     map[Position]Action{},
 		unstable:  map[Position]unstableAction{},
+		saved:     map[Position]Action{},
 		pendIdx:   map[Position]int{},
 		refusedAt: map[ReplicaID]uint64{},
 		role:      RoleFollower,
@@ -357,6 +365,9 @@ func (c *Core) getAction(p Position) (Action, bool, error) {
 	if u, ok := c.unstable[p]; ok {
 		return u.a, true, nil
 	}
+	if a, ok := c.saved[p]; ok {
+		return a, true, nil
+	}
 	if p >= c.next {
 		// Nothing is stored at or above next (scan and putAction keep it
 		// above every stored position): no read, which keeps catch-up of
@@ -561,6 +572,11 @@ func (c *Core) truncate(b Position) {
 			delete(c.unstable, p)
 		}
 	}
+	for p := range c.saved {
+		if p < b {
+			delete(c.saved, p)
+		}
+	}
 	for p := range c.ahead {
 		if p < b {
 			delete(c.ahead, p)
@@ -664,6 +680,7 @@ func (c *Core) Advance(rd Ready) {
 			delete(c.unstable, p)
 		}
 	}
+	c.keepSaved(rd)
 	n := 0
 	for _, h := range c.held {
 		if h.seq <= rd.seq {
@@ -677,6 +694,29 @@ func (c *Core) Advance(rd Ready) {
 	c.held = c.held[:n]
 	c.drainLocal()
 }
+
+// keepSaved records rd's actions, now in storage, in c.saved, and drops
+// what it no longer needs: positions learned in order and truncated ones.
+func (c *Core) keepSaved(rd Ready) {
+	for p := range c.saved {
+		if p < c.learnedTo || p < c.hs.Begin {
+			delete(c.saved, p)
+		}
+	}
+	for _, a := range rd.Actions {
+		// Save deletes below TruncateBelow after writing the actions.
+		if a.Position >= c.learnedTo && a.Position >= c.hs.Begin && a.Position >= rd.TruncateBelow {
+			c.saved[a.Position] = a
+		}
+	}
+	if len(c.saved) > c.maxSaved() {
+		clear(c.saved)
+	}
+}
+
+// maxSaved bounds c.saved: the coordinator's window, twice over (positions
+// written and not yet learned in order, on any replica), and some room.
+func (c *Core) maxSaved() int { return 2*c.cfg.Window + 64 }
 
 // Status returns a snapshot of the core's state.
 func (c *Core) Status() CoreStatus {

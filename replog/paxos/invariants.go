@@ -47,4 +47,13 @@ func (c *Core) checkInvariants() {
 	if c.hs.Status == StatusVoting && c.rec != nil {
 		fail("VOTING with recovery state")
 	}
+	for p, a := range c.saved {
+		st, ok, err := c.st.Action(p)
+		if err != nil {
+			continue // storage errors are the driver's to report
+		}
+		if !ok || st.Promised != a.Promised || st.Performed != a.Performed || st.Learned != a.Learned || !sameEntry(st.Entry, a.Entry) {
+			fail("saved action at %d is %+v, storage holds %+v (%v)", p, a, st, ok)
+		}
+	}
 }
