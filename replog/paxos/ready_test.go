@@ -207,6 +207,10 @@ func TestReadyMustSync(t *testing.T) {
 			if tc.next == nil {
 				return
 			}
+			if s != nil { // Advance promises the batch is saved
+				s.save(rd)
+				s.sync()
+			}
 			c.Advance(rd)
 			if diff := cmp.Diff(*tc.next, summarize(c.Ready())); diff != "" {
 				t.Errorf("%s: the Ready after Advance (-want +got):\n%s", tc.name, diff)
