@@ -22,4 +22,13 @@
 // [Config.LeaseMargin]; this assumes the clocks of the masters advance at
 // rates that differ by less than that margin over one lease (bounded drift, no
 // bound on offset).
+//
+// Fail-fast on the lease: a leader whose lease lapses stops serving
+// leader-only requests at once (503) but exits only if the lease is not
+// renewed within [Config.LeaseGrace] (1s), or at once if the log deposes
+// it. A lapse that short is a stalled disk or process, not a partition: a
+// synced save of a few hundred milliseconds on a busy machine delays the
+// acknowledgements that renew the lease, and exiting on it would hand
+// leadership over for nothing. Waiting is safe because reads need a live
+// lease and writes need a quorum.
 package master
