@@ -75,7 +75,7 @@ type logKind struct {
 
 func newLogSync(dir string, memTableSize int64) (*logSync, error) {
 	ls := &logSync{dir: dir, files: map[string]*os.File{}, dirPending: true, walExtent: walExtent(memTableSize),
-		probeAt: memTableSize / 2}
+		probeAt: max(memTableSize-64<<10, 0)}
 	ls.mem = logKind{format: "%05d.mem", count: &ls.walSyncs}
 	ls.vlog = logKind{format: "%06d.vlog", count: &ls.vlogSyncs}
 	entries, err := os.ReadDir(dir)
@@ -211,21 +211,24 @@ func walExtent(m int64) int64 {
 	return min(2*m, m+3*(15*m/100)+64<<10)
 }
 
-// entryOverhead bounds from above what Badger adds to a key and value in its
-// write-ahead log (a header of at most 22 bytes, an 8-byte version, a 4-byte
-// CRC) and in its memtable's arena (a skiplist node of at most 96 bytes, the
-// version, the value's meta and expiry), either of which rotates the
-// memtable when it reaches MemTableSize; commitOverhead, the entry that ends
-// a transaction.
+// entryOverhead bounds from above what Badger 4.9.6 adds to a key and value
+// in its write-ahead log (a header of at most 22 bytes, an 8-byte version, a
+// 4-byte CRC: 34) and in its memtable's arena (a skiplist node of at most 96
+// bytes plus 7 of alignment, the 8-byte version, the value's meta, user meta
+// and expiry: 114), either of which rotates the memtable once it has reached
+// MemTableSize when a commit comes; commitOverhead, the entry that ends a
+// transaction.
 const (
-	entryOverhead  = 160
-	commitOverhead = 200
+	entryOverhead  = 120
+	commitOverhead = 160
 )
 
 // afterCommit is told of each commit of the store, with the bytes of keys
-// and values it wrote, and preallocates the new write-ahead log a memtable
-// rotation may have created. Counting saves a system call per commit until
-// the active log may be half full.
+// and values it wrote plus overheads, and preallocates the new write-ahead
+// log a memtable rotation may have created. Badger starts an empty memtable
+// at Open and rotates only at a commit that finds the memtable full, so
+// counting from above saves a system call per commit until the active one
+// may be full (within 64 KiB, for Badger's own starting offsets).
 func (ls *logSync) afterCommit(n int64) error {
 	ls.mu.Lock()
 	ls.sinceRotation += n
