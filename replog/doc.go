@@ -48,6 +48,16 @@
 //  4. publishes its learned entries to readers, in position order;
 //  5. calls Advance on the core.
 //
+// One exception to the order: a Ready of learned marks alone (not MustSync,
+// no hard state, no truncation: the coordinator's after a quorum answered,
+// a follower's from a learned broadcast) has its messages sent and its
+// entries published before its save. Such a batch holds no vote, so its
+// messages and entries rest only on votes already synced, and a crash could
+// lose its unsynced save anyway; the appender is answered a store commit
+// sooner. Until that save is done the node keeps those entries in memory,
+// so that no reader looks for them in storage before they are marked
+// learned there.
+//
 // A crash anywhere in between leaves a state the protocol allows. Storage
 // errors are fatal: the node stops and reports them; network sends are fire
 // and forget (Paxos tolerates loss).

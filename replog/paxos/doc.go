@@ -30,7 +30,10 @@
 //     a synced save makes every earlier save durable too (a write-ahead log
 //     does this).
 //  3. Only then send Ready.Messages (To == 0 means every peer).
-//  4. Publish Ready.Learned to the application, in order.
+//  4. Publish Ready.Learned to the application, in order. (A batch that is
+//     not MustSync and holds neither HardState nor TruncateBelow holds no
+//     vote: a driver may do 3 and 4 before its save, which a crash could
+//     lose anyway; see "Which batches must be synced", (2).)
 //  5. Call [Core.Advance] with the batch.
 //
 // A crash anywhere in this sequence leaves a state the protocol allows: a
