@@ -40,6 +40,7 @@ type logCluster struct {
 	store   badgerstore.Options // options of every replica's store; zero = a master's
 	masters []string            // peer addresses, one per replica
 	quorum  int
+	stages  *stageClock // times the stages of each append; nil = not timed
 
 	replicas []*logReplica
 }
@@ -61,17 +62,23 @@ type countingStore struct {
 	replog.Storage
 	syncs    atomic.Uint64
 	syncTime atomic.Int64 // nanoseconds spent in synced saves
+	stages   *stageClock
+	replica  int // index in the cluster, for stages
 }
 
 // Save implements replog.Storage.
 func (s *countingStore) Save(b replog.Batch) error {
-	if !b.Sync {
+	if !b.Sync && s.stages == nil {
 		return s.Storage.Save(b)
 	}
 	t0 := time.Now()
 	err := s.Storage.Save(b)
-	s.syncTime.Add(int64(time.Since(t0)))
-	s.syncs.Add(1)
+	t1 := time.Now()
+	s.stages.markSave(s.replica, b, t0, t1)
+	if b.Sync {
+		s.syncTime.Add(int64(t1.Sub(t0)))
+		s.syncs.Add(1)
+	}
 	return err
 }
 
@@ -82,10 +89,13 @@ type countingTransport struct {
 	replog.Transport
 	writes    atomic.Uint64
 	positions atomic.Uint64
+	stages    *stageClock
+	replica   int // index in the cluster, for stages
 }
 
 // Send implements replog.Transport.
 func (t *countingTransport) Send(msgs []paxos.Message) {
+	t.stages.markMessages(t.replica, true, msgs)
 	for _, m := range msgs {
 		if m.Type == paxos.MsgWriteRequest {
 			t.writes.Add(1)
@@ -129,7 +139,7 @@ func (c *logCluster) startReplica(i int) error {
 	if err != nil {
 		return fmt.Errorf("start replica %d: %w", i+1, err)
 	}
-	cs := &countingStore{Storage: st}
+	cs := &countingStore{Storage: st, stages: c.stages, replica: i}
 	node, err := replog.New(replog.Config{
 		Logger:         c.log,
 		Addr:           r.addr,
@@ -145,6 +155,13 @@ func (c *logCluster) startReplica(i int) error {
 		st.Close()
 		return fmt.Errorf("start replica %d: %w", i+1, err)
 	}
+	handler := node.Step
+	if c.stages != nil && i < 3 {
+		handler = func(m paxos.Message) {
+			c.stages.markMessages(i, false, []paxos.Message{m})
+			node.Step(m)
+		}
+	}
 	var peers []string
 	for _, a := range c.masters {
 		if a != r.addr {
@@ -156,7 +173,7 @@ func (c *logCluster) startReplica(i int) error {
 		Self:          node.Self,
 		AdvertiseAddr: r.addr,
 		Peers:         peers,
-		Handler:       node.Step,
+		Handler:       handler,
 		Allow:         node.Allow,
 		// Reconnect fast: a restarted replica is dialled again at once.
 		BackoffInitial: 10 * time.Millisecond,
@@ -174,7 +191,7 @@ func (c *logCluster) startReplica(i int) error {
 	}
 	r.store = cs
 	r.node = node
-	r.tr = &countingTransport{Transport: pt}
+	r.tr = &countingTransport{Transport: pt, stages: c.stages, replica: i}
 	ctx, stop := context.WithCancel(context.Background())
 	r.stop = stop
 	r.wg.Go(func() { _ = pt.Serve(ln) })
@@ -363,6 +380,10 @@ type logBenchResult struct {
 	RSSAnonMB float64 `json:"rss_anon_mb"`
 	RSSFileMB float64 `json:"rss_file_mb"`
 
+	// Stages are the medians of the steps of one append, with one writer
+	// only (stageSpans).
+	Stages []stageSpan `json:"stages,omitempty"`
+
 	CatchupPositions int     `json:"catchup_positions,omitempty"`
 	CatchupSeconds   float64 `json:"catchup_s,omitempty"`
 	CatchupPerS      float64 `json:"catchup_positions_per_s,omitempty"`
@@ -381,6 +402,9 @@ func runLogBench(ctx context.Context, o logBenchOptions) (*logBenchResult, error
 		return nil, fmt.Errorf("log bench: %w", err)
 	}
 	c.window = o.Window
+	if o.Writers == 1 && o.Catchup == 0 {
+		c.stages = newStageClock()
+	}
 	c.store.MemTableSize = o.MemTable
 	defer c.Close()
 	rctx, cancel := context.WithCancel(ctx)
@@ -419,7 +443,15 @@ func runLogBench(ctx context.Context, o logBenchOptions) (*logBenchResult, error
 			return nil, fmt.Errorf("log bench: start trace: %w", err)
 		}
 	}
-	lats, errs, elapsed := appendLoad(ctx, leader.node, o.Size, o.Writers, o.Duration, count)
+	if c.stages != nil {
+		c.stages.on.Store(true)
+	}
+	var res0 logBenchResult
+	lats, errs, elapsed := appendLoad(ctx, leader.node, o.Size, o.Writers, o.Duration, count, c.stages)
+	if c.stages != nil {
+		c.stages.on.Store(false)
+		res0.Stages = c.stages.spans()
+	}
 	if o.Trace != nil {
 		trace.Stop()
 	}
@@ -433,7 +465,9 @@ func runLogBench(ctx context.Context, o logBenchOptions) (*logBenchResult, error
 		return nil, fmt.Errorf("log bench: no append succeeded (%d errors; is the leader stable?)", errs)
 	}
 	secs := elapsed.Seconds()
-	res := &logBenchResult{
+	res := &res0
+	*res = logBenchResult{
+		Stages:      res0.Stages,
 		Replicas:    o.Replicas,
 		Writers:     o.Writers,
 		Size:        o.Size,
@@ -508,7 +542,7 @@ func (c *logCluster) consume(ctx context.Context, i int) {
 // count appends are done (count > 0) or d has passed. It returns the
 // latency of every successful append, the number of failed ones and the
 // time taken.
-func appendLoad(ctx context.Context, n *replog.Node, size, writers int, d time.Duration, count int) ([]time.Duration, int, time.Duration) {
+func appendLoad(ctx context.Context, n *replog.Node, size, writers int, d time.Duration, count int, stages *stageClock) ([]time.Duration, int, time.Duration) {
 	data := make([]byte, size)
 	_, _ = crand.Read(data) // incompressible; shared, never modified
 	var left atomic.Int64
@@ -532,7 +566,8 @@ func appendLoad(ctx context.Context, n *replog.Node, size, writers int, d time.D
 				}
 				t0 := time.Now()
 				actx, acancel := context.WithTimeout(lctx, 10*time.Second)
-				_, err := n.Append(actx, data)
+				pos, err := n.Append(actx, data)
+				t1 := time.Now()
 				acancel()
 				if err != nil {
 					errs.Add(1)
@@ -541,7 +576,11 @@ func appendLoad(ctx context.Context, n *replog.Node, size, writers int, d time.D
 					}
 					continue
 				}
-				lats[w] = append(lats[w], time.Since(t0))
+				lats[w] = append(lats[w], t1.Sub(t0))
+				if stages != nil {
+					stages.mark(pos, stageAppend, t0)
+					stages.mark(pos, stageReturn, t1)
+				}
 			}
 		})
 	}
@@ -597,6 +636,184 @@ func procStatus() map[string]float64 {
 			continue
 		}
 		out[k] = kb / 1024
+	}
+	return out
+}
+
+// Stages of one append, in the order they happen with one writer, as
+// stageClock records them. Replica 1 is the coordinator, replica 2 the
+// follower whose answer is timed.
+const (
+	stageAppend        = iota // Append called
+	stageEarly                // the coordinator sends the write request
+	stageLeaderSave0          // the coordinator's synced save of its accept begins
+	stageLeaderSave1          // … ends
+	stageFollowerRecv         // the follower's transport hands the write request to its node
+	stageFollowerSave0        // the follower's synced save of its accept begins
+	stageFollowerSave1        // … ends
+	stageFollowerSend         // the follower sends its write response
+	stageLeaderRecv           // the coordinator's transport hands that response to its node
+	stageLearnedSave0         // the coordinator's save of the learned mark begins
+	stageLearnedSave1         // … ends
+	stageLearnedSend          // the coordinator sends the learned broadcast
+	stageReturn               // Append returned
+	stageOtherRecv            // replica 3 receives the write request
+	stageOtherSend            // replica 3 sends its write response
+	numStages
+)
+
+// stageClock records when each stage of an append happened, by position.
+// It is meant for one writer, whose appends do not overlap, so each stage
+// of a position is set once; with more writers it is not used.
+type stageClock struct {
+	on atomic.Bool // recording; off during set-up
+	mu sync.Mutex
+	at map[paxos.Position]*[numStages]time.Time
+}
+
+func newStageClock() *stageClock {
+	return &stageClock{at: make(map[paxos.Position]*[numStages]time.Time)}
+}
+
+// mark records stage s of position p at now, unless already recorded.
+func (c *stageClock) mark(p paxos.Position, s int, now time.Time) {
+	if c == nil || !c.on.Load() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.at[p]
+	if t == nil {
+		t = new([numStages]time.Time)
+		c.at[p] = t
+	}
+	if t[s].IsZero() {
+		t[s] = now
+	}
+}
+
+// markMessages records the sends and receipts the clock times: on replica
+// 1 (index 0) write requests, learned broadcasts and received write
+// responses; on replica 2 received write requests and sent responses.
+func (c *stageClock) markMessages(replica int, sent bool, msgs []paxos.Message) {
+	if c == nil || replica > 2 {
+		return
+	}
+	now := time.Now()
+	for _, m := range msgs {
+		switch {
+		case replica == 0 && sent && m.Type == paxos.MsgWriteRequest:
+			for _, a := range m.Actions {
+				c.mark(a.Position, stageEarly, now)
+			}
+		case replica == 0 && sent && m.Type == paxos.MsgLearned:
+			for _, a := range m.Actions {
+				c.mark(a.Position, stageLearnedSend, now)
+			}
+		case replica == 0 && !sent && m.Type == paxos.MsgWriteResponse && m.Result == paxos.ResultAccept:
+			for p := m.Position; p < m.End; p++ {
+				c.mark(p, stageLeaderRecv, now)
+			}
+		case replica == 2 && !sent && m.Type == paxos.MsgWriteRequest:
+			for _, a := range m.Actions {
+				c.mark(a.Position, stageOtherRecv, now)
+			}
+		case replica == 2 && sent && m.Type == paxos.MsgWriteResponse && m.Result == paxos.ResultAccept:
+			for p := m.Position; p < m.End; p++ {
+				c.mark(p, stageOtherSend, now)
+			}
+		case replica == 1 && !sent && m.Type == paxos.MsgWriteRequest:
+			for _, a := range m.Actions {
+				c.mark(a.Position, stageFollowerRecv, now)
+			}
+		case replica == 1 && sent && m.Type == paxos.MsgWriteResponse && m.Result == paxos.ResultAccept:
+			for p := m.Position; p < m.End; p++ {
+				c.mark(p, stageFollowerSend, now)
+			}
+		}
+	}
+}
+
+// markSave records the start and end of a save on replica 1 or 2 of the
+// positions it holds: accepts (synced) and learned marks.
+func (c *stageClock) markSave(replica int, b replog.Batch, t0, t1 time.Time) {
+	if c == nil || replica > 1 {
+		return
+	}
+	for _, a := range b.Actions {
+		switch {
+		case replica == 0 && a.Learned:
+			c.mark(a.Position, stageLearnedSave0, t0)
+			c.mark(a.Position, stageLearnedSave1, t1)
+		case replica == 0:
+			c.mark(a.Position, stageLeaderSave0, t0)
+			c.mark(a.Position, stageLeaderSave1, t1)
+		case !a.Learned:
+			c.mark(a.Position, stageFollowerSave0, t0)
+			c.mark(a.Position, stageFollowerSave1, t1)
+		}
+	}
+}
+
+// stageSpans names the spans the bench reports, each from one stage to
+// another (the later of two, for the coordinator's wait for both saves).
+var stageSpans = []struct {
+	name     string
+	from, to []int
+}{
+	{"append to write request sent", []int{stageAppend}, []int{stageEarly}},
+	{"write request: coordinator to follower", []int{stageEarly}, []int{stageFollowerRecv}},
+	{"write request: coordinator to replica 3", []int{stageEarly}, []int{stageOtherRecv}},
+	{"replica 3: received to response sent", []int{stageOtherRecv}, []int{stageOtherSend}},
+	{"follower: received to save begins", []int{stageFollowerRecv}, []int{stageFollowerSave0}},
+	{"follower: synced save", []int{stageFollowerSave0}, []int{stageFollowerSave1}},
+	{"follower: saved to response sent", []int{stageFollowerSave1}, []int{stageFollowerSend}},
+	{"follower's response sent to coordinator's first in (< 0: replica 3 was first)", []int{stageFollowerSend}, []int{stageLeaderRecv}},
+	{"coordinator: write request sent to save begins", []int{stageEarly}, []int{stageLeaderSave0}},
+	{"coordinator: synced save", []int{stageLeaderSave0}, []int{stageLeaderSave1}},
+	{"coordinator: both accepts in to learned save begins", []int{stageLeaderRecv, stageLeaderSave1}, []int{stageLearnedSave0}},
+	{"coordinator: learned save (unsynced)", []int{stageLearnedSave0}, []int{stageLearnedSave1}},
+	{"coordinator: both accepts in to learned sent", []int{stageLeaderRecv, stageLeaderSave1}, []int{stageLearnedSend}},
+	{"coordinator: both accepts in to Append returned", []int{stageLeaderRecv, stageLeaderSave1}, []int{stageReturn}},
+	{"Append, whole", []int{stageAppend}, []int{stageReturn}},
+}
+
+// stageSpan is the median of one span over the positions that recorded
+// both ends, in ms.
+type stageSpan struct {
+	Name  string  `json:"name"`
+	P50Ms float64 `json:"p50_ms"`
+	Count int     `json:"count"`
+}
+
+// spans returns the median of every span in stageSpans.
+func (c *stageClock) spans() []stageSpan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	latest := func(t *[numStages]time.Time, ss []int) (time.Time, bool) {
+		var out time.Time
+		for _, s := range ss {
+			if t[s].IsZero() {
+				return time.Time{}, false
+			}
+			if t[s].After(out) {
+				out = t[s]
+			}
+		}
+		return out, true
+	}
+	var out []stageSpan
+	for _, sp := range stageSpans {
+		var ds []time.Duration
+		for _, t := range c.at {
+			from, ok1 := latest(t, sp.from)
+			to, ok2 := latest(t, sp.to)
+			if ok1 && ok2 {
+				ds = append(ds, to.Sub(from))
+			}
+		}
+		slices.Sort(ds)
+		out = append(out, stageSpan{Name: sp.name, P50Ms: quantileMs(ds, 0.5), Count: len(ds)})
 	}
 	return out
 }

@@ -138,6 +138,9 @@ func (r *logBenchResult) writeTable(w io.Writer) {
 	fmt.Fprintf(tw, "batch\t%.1f positions per write message (coordinator)\n", r.BatchMean)
 	fmt.Fprintf(tw, "fsyncs/s\t%.0f (coordinator's synced saves, %.3f ms each); a follower: %.0f, %.3f ms each\n", r.FsyncsPerS, r.SaveMeanMs, r.FollowerFsyncsPerS, r.FollowerSaveMeanMs)
 	fmt.Fprintf(tw, "RSS\tpeak %.0f MiB, now %.0f MiB = %.0f anonymous + %.0f mapped files (whole process: %d replicas)\n", r.RSSMB, r.RSSNowMB, r.RSSAnonMB, r.RSSFileMB, r.Replicas)
+	for _, sp := range r.Stages {
+		fmt.Fprintf(tw, "  %s\t%.3f ms p50 (%d)\n", sp.Name, sp.P50Ms, sp.Count)
+	}
 	if r.CatchupPositions > 0 {
 		fmt.Fprintf(tw, "catch-up\t%d positions in %.2f s: %.0f positions/s\n", r.CatchupPositions, r.CatchupSeconds, r.CatchupPerS)
 	}
