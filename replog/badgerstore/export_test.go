@@ -98,6 +98,9 @@ func (s *Store) FormatMarker() (string, error) {
 // Allocated returns the bytes of disk blocks allocated to a file.
 var Allocated = allocated
 
+// RotationsSeen is the number of memtable rotations Badger's log told of.
+func (s *Store) RotationsSeen() int64 { return s.rotation.seen.Load() }
+
 // WALExtent is how much of a write-ahead log the store preallocates for a
 // memtable of size m.
 var WALExtent = walExtent

@@ -11,7 +11,7 @@ import (
 func TestBadgerLoggerPassesWarningsAndErrorsOnly(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
-	l := badgerLogger{hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Trace})}
+	l := badgerLogger{l: hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Trace})}
 	l.Debugf("debug %d\n", 1)
 	l.Infof("info %d\n", 2)
 	l.Warningf("warning %d\n", 3)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -51,10 +52,11 @@ type logSync struct {
 	// preallocateWALs); walExtent is how much of each one to preallocate.
 	allocated int
 	walExtent int64
+	// rotation tells of memtable rotations (see afterCommit);
 	// sinceRotation bounds from above what the store wrote to the active
-	// write-ahead log (Badger starts a new, empty one at Open); while it is
-	// below probeAt no rotation can have happened and afterCommit looks
-	// for no new log (a system call per commit otherwise).
+	// memtable since the last one it saw, and probeAt is the fallback
+	// bound at which it looks for a new log even without being told.
+	rotation               *rotationSignal
 	sinceRotation, probeAt int64
 
 	// For tests: files synced, by kind, since Open; the names the last sync
@@ -73,9 +75,9 @@ type logKind struct {
 	count     *int
 }
 
-func newLogSync(dir string, memTableSize int64) (*logSync, error) {
+func newLogSync(dir string, memTableSize int64, rotation *rotationSignal) (*logSync, error) {
 	ls := &logSync{dir: dir, files: map[string]*os.File{}, dirPending: true, walExtent: walExtent(memTableSize),
-		probeAt: max(memTableSize-64<<10, 0)}
+		rotation: rotation, probeAt: 2 * memTableSize}
 	ls.mem = logKind{format: "%05d.mem", count: &ls.walSyncs}
 	ls.vlog = logKind{format: "%06d.vlog", count: &ls.vlogSyncs}
 	entries, err := os.ReadDir(dir)
@@ -223,16 +225,32 @@ const (
 	commitOverhead = 160
 )
 
+// rotationSignal is raised by Badger's log message of a memtable rotation
+// (see badgerLogger.Debugf), so that the store looks for a new write-ahead
+// log only after one, not with a system call per commit.
+type rotationSignal struct {
+	pending atomic.Bool
+	seen    atomic.Int64 // for tests
+}
+
+func (r *rotationSignal) raise() {
+	r.pending.Store(true)
+	r.seen.Add(1)
+}
+
 // afterCommit is told of each commit of the store, with the bytes of keys
 // and values it wrote plus overheads, and preallocates the new write-ahead
-// log a memtable rotation may have created. Badger starts an empty memtable
-// at Open and rotates only at a commit that finds the memtable full, so
-// counting from above saves a system call per commit until the active one
-// may be full (within 64 KiB, for Badger's own starting offsets).
+// log a memtable rotation may have created: when Badger's log said it
+// rotated the memtable (it does before it creates the new log, and a commit
+// is one Badger request, which rotates at most once), or, should that
+// message ever not come, once the store has written twice the memtable's
+// size since the last rotation it saw (Badger starts an empty memtable at
+// Open).
 func (ls *logSync) afterCommit(n int64) error {
+	told := ls.rotation != nil && ls.rotation.pending.Swap(false)
 	ls.mu.Lock()
 	ls.sinceRotation += n
-	probe := ls.sinceRotation >= ls.probeAt
+	probe := told || ls.sinceRotation >= ls.probeAt
 	before := ls.allocated
 	ls.mu.Unlock()
 	if !probe {
@@ -300,8 +318,6 @@ func (ls *logSync) rescan() error {
 	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	// Badger's own writes went to the active log uncounted.
-	ls.sinceRotation = max(ls.sinceRotation, ls.probeAt)
 	for _, k := range []*logKind{&ls.mem, &ls.vlog} {
 		for _, e := range entries {
 			if fid, ok := k.parse(e.Name()); ok && fid > k.top {

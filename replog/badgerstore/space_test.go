@@ -87,6 +87,11 @@ func TestWALsArePreallocated(t *testing.T) {
 			t.Fatalf("no third memtable rotation after %d actions", pos)
 		}
 	}
+	// The store looks for a new log when Badger's log tells of a
+	// rotation; should the message change, it would only look late.
+	if n := st.RotationsSeen(); n < 3 {
+		t.Errorf("Badger's log told of %d memtable rotations, want 3 or more", n)
+	}
 }
 
 // TestSaveOnFullDisk (A2): a store on a small tmpfs that another file fills

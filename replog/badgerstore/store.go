@@ -221,6 +221,8 @@ type Store struct {
 	// trace, for tests, is told of every commit a Save makes (with what the
 	// transaction held) and every sync.
 	trace func(event string)
+	// rotation is raised by Badger's logger on a memtable rotation.
+	rotation *rotationSignal
 	// gcHook, for tests, runs after each value-log GC pass, before the file
 	// it rewrote may be deleted.
 	gcHook func(error)
@@ -268,14 +270,15 @@ func Open(dir string, opts Options) (s *Store, err error) {
 			lock.release()
 		}
 	}()
-	db, err := openBadger(dir, opts)
+	rotation := &rotationSignal{}
+	db, err := openBadger(dir, opts, rotation)
 	if err != nil {
 		return nil, err
 	}
 	s = &Store{dir: dir, opts: opts, log: opts.Logger, db: db, lock: lock, stop: make(chan struct{}),
-		maxValue: opts.maxValueLen(), chunked: map[paxos.Position]chunkRef{}, nextGen: 1}
+		maxValue: opts.maxValueLen(), chunked: map[paxos.Position]chunkRef{}, nextGen: 1, rotation: rotation}
 	if !opts.ReadOnly && !opts.badgerSyncWrites {
-		if s.ls, err = newLogSync(dir, opts.MemTableSize); err != nil {
+		if s.ls, err = newLogSync(dir, opts.MemTableSize, rotation); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
@@ -313,9 +316,9 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	return s, nil
 }
 
-func badgerOptions(dir string, opts Options) badger.Options {
+func badgerOptions(dir string, opts Options, rotation *rotationSignal) badger.Options {
 	bo := badger.DefaultOptions(dir).
-		WithLogger(badgerLogger{opts.Logger.Named("badger")}).
+		WithLogger(badgerLogger{l: opts.Logger.Named("badger"), rotation: rotation}).
 		WithSyncWrites(opts.badgerSyncWrites).
 		WithReadOnly(opts.ReadOnly).
 		WithNumVersionsToKeep(1).
@@ -340,14 +343,14 @@ func badgerOptions(dir string, opts Options) badger.Options {
 
 // openBadger opens Badger, turning its errors (which carry no wrapped cause)
 // into regent's: corruption is anything but a resource shortage.
-func openBadger(dir string, opts Options) (db *badger.DB, err error) {
+func openBadger(dir string, opts Options, rotation *rotationSignal) (db *badger.DB, err error) {
 	defer func() {
 		// Badger panics on some malformed files.
 		if r := recover(); r != nil {
 			db, err = nil, fmt.Errorf("open store %s: %w: badger panicked: %v", dir, replog.ErrCorrupt, r)
 		}
 	}()
-	db, err = badger.Open(badgerOptions(dir, opts))
+	db, err = badger.Open(badgerOptions(dir, opts, rotation))
 	if err == nil {
 		return db, nil
 	}
@@ -752,8 +755,12 @@ func (s *Store) gcOnce() error {
 }
 
 // badgerLogger passes Badger's warnings and errors to an hclog.Logger and
-// drops the rest.
-type badgerLogger struct{ l hclog.Logger }
+// drops the rest, but for the message of a memtable rotation, which raises
+// rotation (if not nil).
+type badgerLogger struct {
+	l        hclog.Logger
+	rotation *rotationSignal
+}
 
 // Errorf logs at Error.
 func (b badgerLogger) Errorf(f string, args ...any) {
@@ -768,5 +775,15 @@ func (b badgerLogger) Warningf(f string, args ...any) {
 // Infof drops the message.
 func (badgerLogger) Infof(string, ...any) {}
 
-// Debugf drops the message.
-func (badgerLogger) Debugf(string, ...any) {}
+// rotationMessage starts the message Badger 4.9.6 logs at Debug when it
+// rotates the memtable (DB.ensureRoomForWrite), before it creates the new
+// write-ahead log.
+const rotationMessage = "Flushing memtable, mt.size="
+
+// Debugf drops the message, raising the rotation signal on a memtable
+// rotation.
+func (b badgerLogger) Debugf(f string, _ ...any) {
+	if b.rotation != nil && strings.HasPrefix(f, rotationMessage) {
+		b.rotation.raise()
+	}
+}
