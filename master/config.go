@@ -45,8 +45,13 @@ type Config struct {
 	// (default 1m).
 	RegistryFetchTimeout time.Duration
 	// SnapshotEntries and SnapshotBytes: a snapshot is written after this
-	// many entries or bytes of entries since the last one (defaults 1000
-	// entries, 4 MiB).
+	// many entries or bytes of entries since the last one (defaults 10000
+	// entries, 4 MiB). A snapshot drains the leader's pipeline (every batch
+	// in flight is applied first, then the snapshot and the truncation are
+	// two log writes in a row), so under load it should be rare: at 1000
+	// entries it came about once a second in regent bench, and 10000 gave
+	// 6-34% more writes/s with a lower p99 in three alternating runs. 4 MiB
+	// of entries still bounds the log and a restarting master's replay.
 	SnapshotEntries int
 	SnapshotBytes   int
 	// MaxBatchOps caps operations per log entry (default 128); MaxInFlight
@@ -189,7 +194,7 @@ func (c Config) withDefaults() Config {
 		c.LeaseMargin = max(c.Lease/10, time.Millisecond)
 	}
 	if c.SnapshotEntries == 0 {
-		c.SnapshotEntries = 1000
+		c.SnapshotEntries = 10000
 	}
 	if c.SnapshotBytes == 0 {
 		c.SnapshotBytes = 4 << 20
