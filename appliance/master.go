@@ -62,6 +62,45 @@ func checkFreeSpace(dir string, need uint64) error {
 	return nil
 }
 
+// freeSpaceWait bounds how long a starting master waits for work_dir to have
+// minFreeBytes free before it gives up, and freeSpacePoll how often it looks.
+// Waiting, rather than exiting at once, keeps a supervisor from spending its
+// restart budget in seconds on a disk that an operator is about to clean; the
+// wait stays well below the supervisor's ready_timeout (120 s by default).
+const (
+	freeSpaceWait = 30 * time.Second
+	freeSpacePoll = time.Second
+)
+
+// waitFreeSpace returns nil as soon as check does, and check's last error
+// once wait has passed without success or ctx's error when ctx ends first.
+// It logs once when it starts waiting and tells status what it waits for.
+func waitFreeSpace(ctx context.Context, check func() error, wait, poll time.Duration, log hclog.Logger, status func(string)) error {
+	err := check()
+	if err == nil {
+		return nil
+	}
+	log.Warn("waiting for free space before opening the replicated log", "error", err, "max_wait", wait)
+	status("waiting for free space: " + err.Error())
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (stopped while waiting: %w)", err, ctx.Err())
+		case <-deadline.C:
+			return err
+		case <-tick.C:
+			if err = check(); err == nil {
+				log.Info("free space is back; opening the replicated log")
+				return nil
+			}
+		}
+	}
+}
+
 // ReplicatedLogDir is the directory of the replica's store under work_dir,
 // as in Mesos.
 const ReplicatedLogDir = "replicated_log"
@@ -128,7 +167,9 @@ func runMaster(ctx context.Context, c *Config, log hclog.Logger, child *supervis
 	if err := os.MkdirAll(c.WorkDir, 0o750); err != nil {
 		return fail(ExitConfig, "cannot create work_dir", err)
 	}
-	if err := checkFreeSpace(c.WorkDir, minFreeBytes); err != nil {
+	enoughSpace := func() error { return checkFreeSpace(c.WorkDir, minFreeBytes) }
+	status := func(text string) { _ = child.Status(text) }
+	if err := waitFreeSpace(ctx, enoughSpace, freeSpaceWait, freeSpacePoll, log, status); err != nil {
 		// Badger writes its memtables through memory-mapped files: on a
 		// full disk that is a SIGBUS, not an error. Refuse to start instead,
 		// with a reason the supervisor and the operator can read.
@@ -146,7 +187,13 @@ func runMaster(ctx context.Context, c *Config, log hclog.Logger, child *supervis
 		}
 		return fail(ExitFailure, "Failed to recover the log", err)
 	}
-	defer store.Close()
+	defer func() {
+		// On a full disk the store leaves Badger open rather than let its
+		// memtable flush die of SIGBUS, and says so.
+		if err := store.Close(); err != nil {
+			log.Error("close the replicated log", "error", err)
+		}
+	}()
 
 	rc.Logger = log
 	rc.TickInterval = logTickInterval
