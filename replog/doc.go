@@ -56,7 +56,11 @@
 // lose its unsynced save anyway; the appender is answered a store commit
 // sooner. Until that save is done the node keeps those entries in memory,
 // so that no reader looks for them in storage before they are marked
-// learned there.
+// learned there. Appends waiting by then (often from the appenders just
+// answered) are proposed at once, their write requests sent, and their
+// batch saved together with the learned marks in one Save, synced: no
+// message is stepped in between, so the core has read nothing the unsaved
+// marks change.
 //
 // A crash anywhere in between leaves a state the protocol allows. Storage
 // errors are fatal: the node stops and reports them; network sends are fire

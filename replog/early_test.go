@@ -120,3 +120,83 @@ func readOnce(ctx context.Context, n *replog.Node, p paxos.Position) ([]replog.E
 	defer cancel()
 	return n.Read(rctx, p)
 }
+
+// TestNodeSavesLearnedMarksWithTheNextAppends: appends that arrive while a
+// batch of learned marks waits for its save are proposed at once and saved
+// in the same batch, one store commit instead of two.
+func TestNodeSavesLearnedMarksWithTheNextAppends(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		const addr = "10.0.0.1:5051"
+		st := replogtest.NewStorage()
+		n, err := replog.New(replog.Config{
+			Logger:         hclog.NewNullLogger(),
+			Addr:           addr,
+			Masters:        []string{addr},
+			Quorum:         1,
+			AutoInitialize: true,
+			Rand:           rand.New(rand.NewSource(1)),
+		}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var armed atomic.Bool
+		second := make(chan error, 1)
+		n.SetAfterEarlyPublishForTest(func() {
+			if !armed.CompareAndSwap(true, false) {
+				return
+			}
+			go func() {
+				_, err := n.Append(ctx, []byte("second"))
+				second <- err
+			}()
+			synctest.Wait() // the second Append waits for the driver
+		})
+		tr := replogtest.NewNetwork(1).Join(addr, n.ID, n.Step)
+		done := make(chan error, 1)
+		go func() { done <- n.Run(ctx, tr) }()
+		defer func() {
+			n.Close()
+			if err := <-done; err != nil {
+				t.Errorf("Run = %v", err)
+			}
+		}()
+		for {
+			if _, err := n.Elect(ctx); err == nil {
+				break
+			} else if !errors.Is(err, replog.ErrNotLeader) {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond) // fake time: let the log initialise
+		}
+		armed.Store(true)
+		first, err := n.Append(ctx, []byte("first"))
+		if err != nil {
+			t.Fatalf("Append(first) = %v", err)
+		}
+		if err := <-second; err != nil {
+			t.Fatalf("Append(second) = %v", err)
+		}
+		var merged bool
+		for _, s := range st.Saves() {
+			var learnedFirst, acceptSecond bool
+			for _, a := range s.Batch.Actions {
+				learnedFirst = learnedFirst || a.Position == first && a.Learned
+				acceptSecond = acceptSecond || a.Position == first+1 && !a.Learned && string(a.Entry.Data) == "second"
+			}
+			if learnedFirst && !acceptSecond && !s.Batch.Sync && len(s.Batch.Actions) == 1 {
+				t.Errorf("the learned mark of %d was saved alone: %+v", first, s.Batch)
+			}
+			if learnedFirst && acceptSecond {
+				merged = true
+				if !s.Batch.Sync {
+					t.Errorf("the batch with the accept of %d is not synced: %+v", first+1, s.Batch)
+				}
+			}
+		}
+		if !merged {
+			t.Errorf("no save holds both the learned mark of %d and the accept of %d: %+v", first, first+1, st.Saves())
+		}
+	})
+}

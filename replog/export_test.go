@@ -10,3 +10,8 @@ import (
 func (n *Node) StallForTest(ctx context.Context, d time.Duration) error {
 	return n.do(ctx, "stall", func() { time.Sleep(d) })
 }
+
+// SetAfterEarlyPublishForTest makes the driver call f after it published a
+// batch of learned marks early and before it saves that batch. Call it
+// before Run.
+func (n *Node) SetAfterEarlyPublishForTest(f func()) { n.testAfterEarlyPublish = f }

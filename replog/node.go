@@ -125,6 +125,9 @@ type Node struct {
 	// evict holds the addresses removed at runtime (RemoveMaster): their
 	// members are removed even while connected (members.go).
 	evict map[string]bool
+	// testAfterEarlyPublish, if set (tests only, before Run), runs after a
+	// batch of learned marks was published early, before its save.
+	testAfterEarlyPublish func()
 
 	mu        sync.Mutex // guards what follows
 	status    Status
@@ -474,8 +477,8 @@ func (n *Node) processReady() error {
 		// status or membership change). Learned marks and truncations are
 		// saved without a sync: a crash may lose them, never a chosen
 		// value (see package paxos, "Which batches must be synced").
-		b := Batch{HardState: rd.HardState, Actions: rd.Actions, TruncateBelow: rd.TruncateBelow, Sync: rd.MustSync}
-		if early := publishEarly(rd); early {
+		b := batchOf(rd)
+		if publishEarly(rd) {
 			// 2-3 first. Nothing in this batch is a vote or a state
 			// change: its messages and learned entries rest on votes
 			// already synced, and a crash could lose the unsynced save
@@ -488,10 +491,37 @@ func (n *Node) processReady() error {
 			// senders, run before the store commit: on a busy P they would
 			// otherwise wait behind it and the store's own goroutines.
 			runtime.Gosched()
-			err := n.save(b, rd)
-			n.releaseHeld()
+			if n.testAfterEarlyPublish != nil {
+				n.testAfterEarlyPublish()
+			}
+			next, err := n.proposeWaiting()
 			if err != nil {
+				n.releaseHeld()
 				return err
+			}
+			if next == nil {
+				err = n.save(b, rd)
+				n.releaseHeld()
+				if err != nil {
+					return err
+				}
+			} else {
+				// The appends that came in meanwhile (often the appenders
+				// just answered) have their Ready taken now, and its batch
+				// saved together with this one: one store commit instead
+				// of two. No message was stepped in between, so the core
+				// read nothing the unsaved batch changes.
+				n.send(next.Early)
+				err = n.save(mergeBatches(b, batchOf(*next)), *next)
+				n.releaseHeld()
+				if err != nil {
+					return err
+				}
+				n.handleEvents(rd.Events)
+				n.core.Advance(rd)
+				rd = *next
+				n.send(rd.Messages)
+				n.publish(rd.Learned)
 			}
 		} else {
 			if err := n.save(b, rd); err != nil {
@@ -511,6 +541,47 @@ func (n *Node) processReady() error {
 	}
 	n.refreshStatus()
 	return nil
+}
+
+// batchOf is the durable part of rd.
+func batchOf(rd paxos.Ready) Batch {
+	return Batch{HardState: rd.HardState, Actions: rd.Actions, TruncateBelow: rd.TruncateBelow, Sync: rd.MustSync}
+}
+
+// mergeBatches returns one batch that saves a then b: b's hard state if it
+// has one, the actions of both with b's winning at a position both hold,
+// the higher truncation, synced if either is.
+func mergeBatches(a, b Batch) Batch {
+	out := Batch{HardState: a.HardState, TruncateBelow: max(a.TruncateBelow, b.TruncateBelow), Sync: a.Sync || b.Sync}
+	if b.HardState != nil {
+		out.HardState = b.HardState
+	}
+	out.Actions = make([]paxos.Action, 0, len(a.Actions)+len(b.Actions))
+	for _, x := range a.Actions {
+		if !slices.ContainsFunc(b.Actions, func(y paxos.Action) bool { return y.Position == x.Position }) {
+			out.Actions = append(out.Actions, x)
+		}
+	}
+	out.Actions = append(out.Actions, b.Actions...)
+	return out
+}
+
+// proposeWaiting proposes the appends waiting on propc, if any, and returns
+// the Ready they make, or nil when there were none or the core has nothing
+// to save or send for them.
+func (n *Node) proposeWaiting() (*paxos.Ready, error) {
+	n.collectProposals()
+	if len(n.queue) == 0 {
+		return nil, nil
+	}
+	if err := n.propose(); err != nil {
+		return nil, err
+	}
+	if !n.core.HasReady() {
+		return nil, nil
+	}
+	rd := n.core.Ready()
+	return &rd, nil
 }
 
 // publishEarly reports whether rd's messages and learned entries may go
