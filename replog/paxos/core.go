@@ -71,6 +71,7 @@ type Core struct {
 	// hot path, and a storage read per position cost more than the rest of
 	// the step. A cache: bounded by maxSaved, emptied when it overflows.
 	saved         map[Position]Action
+	savedBytes    int // entry bytes in saved
 	pend          []Action
 	pendIdx       map[Position]int
 	truncateBelow Position
@@ -572,9 +573,9 @@ func (c *Core) truncate(b Position) {
 			delete(c.unstable, p)
 		}
 	}
-	for p := range c.saved {
+	for p, a := range c.saved {
 		if p < b {
-			delete(c.saved, p)
+			c.dropSaved(p, a)
 		}
 	}
 	for p := range c.ahead {
@@ -698,25 +699,40 @@ func (c *Core) Advance(rd Ready) {
 // keepSaved records rd's actions, now in storage, in c.saved, and drops
 // what it no longer needs: positions learned in order and truncated ones.
 func (c *Core) keepSaved(rd Ready) {
-	for p := range c.saved {
+	for p, a := range c.saved {
 		if p < c.learnedTo || p < c.hs.Begin {
-			delete(c.saved, p)
+			c.dropSaved(p, a)
 		}
 	}
 	for _, a := range rd.Actions {
 		// Save deletes below TruncateBelow after writing the actions.
 		if a.Position >= c.learnedTo && a.Position >= c.hs.Begin && a.Position >= rd.TruncateBelow {
+			if old, ok := c.saved[a.Position]; ok {
+				c.dropSaved(a.Position, old)
+			}
 			c.saved[a.Position] = a
+			c.savedBytes += len(a.Entry.Data)
 		}
 	}
-	if len(c.saved) > c.maxSaved() {
+	if len(c.saved) > c.maxSaved() || c.savedBytes > maxSavedBytes {
 		clear(c.saved)
+		c.savedBytes = 0
 	}
+}
+
+// dropSaved removes a, at p, from c.saved.
+func (c *Core) dropSaved(p Position, a Action) {
+	delete(c.saved, p)
+	c.savedBytes -= len(a.Entry.Data)
 }
 
 // maxSaved bounds c.saved: the coordinator's window, twice over (positions
 // written and not yet learned in order, on any replica), and some room.
 func (c *Core) maxSaved() int { return 2*c.cfg.Window + 64 }
+
+// maxSavedBytes bounds the entry bytes c.saved keeps: a follower that
+// misses learned broadcasts must not keep large entries for long.
+const maxSavedBytes = 64 << 20
 
 // Status returns a snapshot of the core's state.
 func (c *Core) Status() CoreStatus {

@@ -47,6 +47,13 @@ func (c *Core) checkInvariants() {
 	if c.hs.Status == StatusVoting && c.rec != nil {
 		fail("VOTING with recovery state")
 	}
+	savedBytes := 0
+	for _, a := range c.saved {
+		savedBytes += len(a.Entry.Data)
+	}
+	if savedBytes != c.savedBytes {
+		fail("saved actions hold %d entry bytes, counted %d", savedBytes, c.savedBytes)
+	}
 	for p, a := range c.saved {
 		st, ok, err := c.st.Action(p)
 		if err != nil {
