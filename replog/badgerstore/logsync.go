@@ -3,9 +3,11 @@ package badgerstore
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +28,11 @@ import (
 //     rotation; once it has flushed one into a table, which it syncs
 //     together with its manifest, it deletes it). Syncing those makes every
 //     earlier Save durable as well, so saves become durable in order, as
-//     replog.Storage requires;
+//     replog.Storage requires. Each sync lists the directory for them (one
+//     getdents on a descriptor kept open): what the store learns of
+//     rotations otherwise (rotationSignal, a bound on bytes written) only
+//     times preallocation, and a log created and flushed between two looks
+//     would leave a gap in the numbers past which a probe by number stops;
 //   - the value-log (.vlog) files written since the last sync, only when a
 //     Save put a value of ValueThreshold bytes or more (or value-log GC
 //     moved values), and before the write-ahead logs, so that a durable
@@ -38,7 +44,8 @@ import (
 // fdatasync on a descriptor of a file Badger maps shared writes back the
 // pages written through the mapping, as msync(MS_SYNC) does.
 type logSync struct {
-	dir string
+	path string
+	dir  *os.File // the directory, open to list and sync it
 
 	mu    sync.Mutex // Save and value-log GC both sync
 	mem   logKind
@@ -56,8 +63,8 @@ type logSync struct {
 	// sinceRotation bounds from above what the store wrote to the active
 	// memtable since the last one it saw, and probeAt is the fallback
 	// bound at which it looks for a new log even without being told.
-	rotation               *rotationSignal
-	sinceRotation, probeAt int64
+	rotation                             *rotationSignal
+	sinceRotation, probeAt, memTableSize int64
 
 	// For tests: files synced, by kind, since Open; the names the last sync
 	// synced, and those it found deleted (flushed) meanwhile.
@@ -75,20 +82,25 @@ type logKind struct {
 	count     *int
 }
 
-func newLogSync(dir string, memTableSize int64, rotation *rotationSignal) (*logSync, error) {
-	ls := &logSync{dir: dir, files: map[string]*os.File{}, dirPending: true, walExtent: walExtent(memTableSize),
-		rotation: rotation, probeAt: 2 * memTableSize}
+func newLogSync(path string, memTableSize int64, rotation *rotationSignal) (*logSync, error) {
+	dir, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	ls := &logSync{path: path, dir: dir, files: map[string]*os.File{}, dirPending: true, walExtent: walExtent(memTableSize),
+		rotation: rotation, probeAt: 2 * memTableSize, memTableSize: memTableSize}
 	ls.mem = logKind{format: "%05d.mem", count: &ls.walSyncs}
 	ls.vlog = logKind{format: "%06d.vlog", count: &ls.vlogSyncs}
-	entries, err := os.ReadDir(dir)
+	names, err := ls.list()
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir, err)
+		dir.Close()
+		return nil, err
 	}
 	for _, k := range []*logKind{&ls.mem, &ls.vlog} {
 		k.from, k.top = 0, -1
 		first := true
-		for _, e := range entries {
-			fid, ok := k.parse(e.Name())
+		for _, name := range names {
+			fid, ok := k.parse(name)
 			if !ok {
 				continue
 			}
@@ -120,26 +132,40 @@ func (k *logKind) parse(name string) (int, bool) {
 }
 
 // sync makes every commit so far durable: the write-ahead logs always, the
-// value logs too if values went there.
+// value logs too if values went there. It lists the directory for the log
+// files rather than trust what it knows of them: a log created and flushed
+// since the last look would leave a gap in their numbers, and the files
+// after it must be synced all the same (the newest holds the latest
+// commits).
 func (ls *logSync) sync(values bool) error {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	ls.lastSynced, ls.lastGone = ls.lastSynced[:0], ls.lastGone[:0]
+	names, err := ls.list()
+	if err != nil {
+		return err
+	}
 	fresh := false
 	if values {
-		f, err := ls.syncKind(&ls.vlog)
+		f, err := ls.syncKind(&ls.vlog, names)
 		if err != nil {
 			return err
 		}
 		fresh = fresh || f
 	}
-	f, err := ls.syncKind(&ls.mem)
+	f, err := ls.syncKind(&ls.mem, names)
 	if err != nil {
 		return err
 	}
-	if fresh || f || ls.dirPending {
-		if err := syncDir(ls.dir); err != nil {
+	if f {
+		// A rotation the store was not told of: back the new log now.
+		if _, err := ls.preallocateLocked(names); err != nil {
 			return err
+		}
+	}
+	if fresh || f || ls.dirPending {
+		if err := ls.dir.Sync(); err != nil {
+			return fmt.Errorf("sync directory %s: %w", ls.path, err)
 		}
 		ls.dirSyncs++
 		ls.dirPending = false
@@ -147,33 +173,62 @@ func (ls *logSync) sync(values bool) error {
 	return nil
 }
 
-// syncKind syncs the files of k from k.from to the newest and reports
-// whether it found files it did not know (whose names must be made durable
-// by syncing the directory).
-func (ls *logSync) syncKind(k *logKind) (fresh bool, err error) {
-	for fid := k.from; ; fid++ {
+// list returns the names in the directory, through the descriptor kept open
+// for it.
+func (ls *logSync) list() ([]string, error) {
+	if _, err := ls.dir.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("list %s: %w", ls.path, err)
+	}
+	names, err := ls.dir.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", ls.path, err)
+	}
+	return names, nil
+}
+
+// fids returns the IDs of the files of kind k among names, from k.from up,
+// ascending.
+func (k *logKind) fids(names []string) []int {
+	var out []int
+	for _, n := range names {
+		if fid, ok := k.parse(n); ok && fid >= k.from {
+			out = append(out, fid)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// syncKind syncs the files of k listed in names from k.from to the newest
+// and reports whether it found files it did not know (whose names must be
+// made durable by syncing the directory).
+func (ls *logSync) syncKind(k *logKind, names []string) (fresh bool, err error) {
+	fids := k.fids(names)
+	for fid := k.from; fid <= k.top; fid++ {
+		if _, ok := slices.BinarySearch(fids, fid); !ok {
+			ls.lastGone = append(ls.lastGone, fmt.Sprintf(k.format, fid))
+		}
+	}
+	for _, fid := range fids {
 		name := fmt.Sprintf(k.format, fid)
 		ok, err := ls.syncFile(name)
 		if err != nil {
 			return false, err
 		}
-		if ok {
-			*k.count++
-			ls.lastSynced = append(ls.lastSynced, name)
-			if fid > k.top {
-				k.top, fresh = fid, true
-			}
-		} else if fid <= k.top {
-			ls.lastGone = append(ls.lastGone, name)
+		if !ok {
+			ls.lastGone = append(ls.lastGone, name) // flushed since the listing
+			continue
 		}
-		if fid > k.top && !ok {
-			break // one past the newest file
+		*k.count++
+		ls.lastSynced = append(ls.lastSynced, name)
+		if fid > k.top {
+			k.top, fresh = fid, true
 		}
 	}
-	for fid := k.from; fid < k.top; fid++ {
-		if f := ls.files[fmt.Sprintf(k.format, fid)]; f != nil {
+	for name, f := range ls.files {
+		if fid, ok := k.parse(name); ok && fid < k.top {
 			f.Close()
-			delete(ls.files, fmt.Sprintf(k.format, fid))
+			delete(ls.files, name)
 		}
 	}
 	k.from = max(k.from, k.top)
@@ -187,7 +242,7 @@ func (ls *logSync) syncFile(name string) (bool, error) {
 	f := ls.files[name]
 	if f == nil {
 		var err error
-		f, err = os.Open(filepath.Join(ls.dir, name))
+		f, err = os.Open(filepath.Join(ls.path, name))
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, nil
 		}
@@ -227,7 +282,8 @@ const (
 
 // rotationSignal is raised by Badger's log message of a memtable rotation
 // (see badgerLogger.Debugf), so that the store looks for a new write-ahead
-// log only after one, not with a system call per commit.
+// log to preallocate only after one, not with a system call per commit.
+// Durability does not depend on it: sync lists the directory.
 type rotationSignal struct {
 	pending atomic.Bool
 	seen    atomic.Int64 // for tests
@@ -245,25 +301,33 @@ func (r *rotationSignal) raise() {
 // is one Badger request, which rotates at most once), or, should that
 // message ever not come, once the store has written twice the memtable's
 // size since the last rotation it saw (Badger starts an empty memtable at
-// Open).
+// Open). A rotation found that way may have come several commits earlier,
+// so the count since it is lowered only by the full memtables before it.
 func (ls *logSync) afterCommit(n int64) error {
 	told := ls.rotation != nil && ls.rotation.pending.Swap(false)
 	ls.mu.Lock()
+	defer ls.mu.Unlock()
 	ls.sinceRotation += n
-	probe := told || ls.sinceRotation >= ls.probeAt
-	before := ls.allocated
-	ls.mu.Unlock()
-	if !probe {
+	if !told && ls.sinceRotation < ls.probeAt {
 		return nil
 	}
-	if err := ls.preallocateWALs(); err != nil {
+	names, err := ls.list()
+	if err != nil {
 		return err
 	}
-	ls.mu.Lock()
-	if ls.allocated != before {
-		ls.sinceRotation = n // this commit may be in the new log
+	found, err := ls.preallocateLocked(names)
+	switch {
+	case err != nil:
+		return err
+	case found == 0:
+	case told:
+		ls.sinceRotation = n // the rotation came before this commit
+	default:
+		// Found late: the newest memtable may hold all the store wrote
+		// since the last rotation it saw but for the full memtables
+		// before it.
+		ls.sinceRotation = max(n, ls.sinceRotation-int64(found)*ls.memTableSize)
 	}
-	ls.mu.Unlock()
 	return nil
 }
 
@@ -271,34 +335,48 @@ func (ls *logSync) afterCommit(n int64) error {
 // seen yet, as far as Badger may write into it (walExtent), so that no write
 // Badger makes to one through its mapping can fault for lack of space
 // (Badger creates them sparse, with ftruncate). Open calls it for the logs
-// that exist, and the store after each commit, which may have rotated the
-// memtable (at most once: one commit is one Badger request). ENOSPC is a
-// *NoSpaceError.
+// that exist; afterCommit, and a sync that finds a new log, for new ones.
+// ENOSPC is a *NoSpaceError.
 func (ls *logSync) preallocateWALs() error {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	for {
-		fid := ls.allocated + 1
+	names, err := ls.list()
+	if err != nil {
+		return err
+	}
+	_, err = ls.preallocateLocked(names)
+	return err
+}
+
+// preallocateLocked preallocates the write-ahead logs among names above the
+// last one it preallocated and returns how many it found.
+func (ls *logSync) preallocateLocked(names []string) (int, error) {
+	var fids []int
+	for _, n := range names {
+		if fid, ok := ls.mem.parse(n); ok && fid > ls.allocated {
+			fids = append(fids, fid)
+		}
+	}
+	found := len(fids)
+	slices.Sort(fids)
+	for _, fid := range fids {
 		name := fmt.Sprintf(ls.mem.format, fid)
-		f, err := os.OpenFile(filepath.Join(ls.dir, name), os.O_RDWR, 0)
+		f, err := os.OpenFile(filepath.Join(ls.path, name), os.O_RDWR, 0)
 		if errors.Is(err, fs.ErrNotExist) {
-			if fid < ls.mem.top {
-				ls.allocated = fid // flushed and deleted already
-				continue
-			}
-			return nil
+			ls.allocated = fid // flushed and deleted already
+			continue
 		}
 		if err != nil {
-			return fmt.Errorf("preallocate %s: %w", name, err)
+			return found, fmt.Errorf("preallocate %s: %w", name, err)
 		}
 		err = preallocate(f, ls.walExtent)
 		f.Close()
 		if errors.Is(err, syscall.ENOSPC) {
-			free, _ := freeBytes(ls.dir)
-			return &NoSpaceError{Dir: ls.dir, Free: free, Err: fmt.Errorf("preallocate %s: %w", name, err)}
+			free, _ := freeBytes(ls.path)
+			return found, &NoSpaceError{Dir: ls.path, Free: free, Err: fmt.Errorf("preallocate %s: %w", name, err)}
 		}
 		if err != nil {
-			return fmt.Errorf("preallocate %s: %w", name, err)
+			return found, fmt.Errorf("preallocate %s: %w", name, err)
 		}
 		ls.allocated = fid
 		if fid > ls.mem.top {
@@ -306,26 +384,7 @@ func (ls *logSync) preallocateWALs() error {
 			ls.mem.top, ls.dirPending = fid, true
 		}
 	}
-}
-
-// rescan finds log files Badger created without a commit of the store (value
-// log GC writes through Badger itself), so that the next sync covers them
-// even if one in between was already flushed and deleted.
-func (ls *logSync) rescan() error {
-	entries, err := os.ReadDir(ls.dir)
-	if err != nil {
-		return fmt.Errorf("list %s: %w", ls.dir, err)
-	}
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	for _, k := range []*logKind{&ls.mem, &ls.vlog} {
-		for _, e := range entries {
-			if fid, ok := k.parse(e.Name()); ok && fid > k.top {
-				k.top, ls.dirPending = fid, true
-			}
-		}
-	}
-	return nil
+	return found, nil
 }
 
 // close releases the descriptors.
@@ -336,17 +395,5 @@ func (ls *logSync) close() {
 		f.Close()
 		delete(ls.files, name)
 	}
-}
-
-// syncDir fsyncs a directory, making the names created in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
+	ls.dir.Close()
 }

@@ -736,9 +736,6 @@ func (s *Store) gcOnce() error {
 	if err == nil && s.ls != nil {
 		// The rewrite went through Badger's own writes, which may have
 		// rotated the memtable.
-		if serr := s.ls.rescan(); serr != nil {
-			return serr
-		}
 		if serr := s.ls.preallocateWALs(); serr != nil {
 			return serr
 		}
