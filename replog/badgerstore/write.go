@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -82,6 +83,9 @@ func (s *Store) save(b replog.Batch) error {
 		if old, ok := s.chunked[a.Position]; ok {
 			stale = append(stale, posRef{a.Position, old})
 			delete(s.chunked, a.Position)
+			// An earlier action of this batch at the same position may
+			// have been chunked: this one replaces it.
+			heads = slices.DeleteFunc(heads, func(h posRef) bool { return h.p == a.Position })
 		}
 		// Badger keeps the value slice until the commit: one buffer each.
 		buf := seal(replog.AppendAction(make([]byte, 0, replog.ActionSize(*a)+crcLen), *a))
