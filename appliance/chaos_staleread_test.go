@@ -14,11 +14,11 @@ import (
 )
 
 // The stale-read check. Every leader-only answer names the leadership that
-// served it (master.LeaderEpochHeader: the serving master's election time),
-// and the clients record it with the master that answered. A master elected
-// later holds a newer epoch: the masters of a chaos run share one clock, and
-// a master is elected only once the previous leader's lease has lapsed at a
-// quorum, which a leader that still serves has not. So once a write was
+// served it (master.LeaderEpochHeader: the log position of that leadership's
+// leader record), and the clients record it with the master that answered.
+// A master elected later holds a greater epoch without any clock: its
+// election round reached a quorum, so it saw the previous leader's record,
+// learned before that leader served. So once a write was
 // acknowledged under epoch e', a master answering under an older epoch e < e'
 // has been deposed, and must not answer at all: a read it serves may miss
 // that write (a stale read, the lease's promise broken), and a write it

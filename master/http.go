@@ -71,11 +71,14 @@ func (m *Master) retryAfter(st LogStatus) time.Duration {
 }
 
 // LeaderEpochHeader is the response header with which a leader-only
-// endpoint's answer names the leadership that served it: the time this
-// master was elected, in decimal Unix nanoseconds. A master elected again
-// (after a restart or a lost lease) answers with a new epoch. Epochs of
-// different masters compare only as far as their clocks agree; the chaos
-// harness, whose masters share one clock, uses it to find stale reads.
+// endpoint's answer names the leadership that served it: in decimal, one
+// past the end of the replicated log when that master was elected (the
+// position of its leader record). Epochs need no clock: a master is elected
+// only after a quorum promised it, so its election sees every position the
+// previous leader had learned, the leader record included, and a leadership
+// that served answers with an epoch greater than every earlier one's. A
+// master elected again (after a restart or a lost lease) answers with a new
+// epoch. The chaos harness uses it to find answers from deposed leaders.
 const LeaderEpochHeader = "Regent-Leader-Epoch"
 
 // leaderOnly gates a leader-only endpoint: served on a recovered leader
@@ -85,7 +88,7 @@ func (m *Master) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		st := m.log.Status()
 		m.mu.RLock()
-		leading, recovered, exiting, elected := m.leading, m.recovered, m.exiting, m.elected
+		leading, recovered, exiting, epoch := m.leading, m.recovered, m.exiting, m.epoch
 		m.mu.RUnlock()
 		switch {
 		case exiting:
@@ -99,7 +102,7 @@ func (m *Master) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 			unavailable(w, m.cfg.ElectionJitter+m.cfg.CheckInterval, "leading master cut off from the quorum: lease not valid")
 			return
 		case leading:
-			w.Header().Set(LeaderEpochHeader, strconv.FormatInt(elected.UnixNano(), 10))
+			w.Header().Set(LeaderEpochHeader, strconv.FormatUint(epoch, 10))
 			h(w, r)
 			return
 		}

@@ -161,7 +161,8 @@ func TestQuotaAndWeights(t *testing.T) {
 }
 
 // TestLeaderEpochHeader checks that a leader's leader-only answers name its
-// election time, and that no other answer carries the header.
+// epoch, that no other answer carries the header, and that the next leader's
+// epoch is greater.
 func TestLeaderEpochHeader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newFakeCluster()
@@ -170,12 +171,12 @@ func TestLeaderEpochHeader(t *testing.T) {
 		follower := startMaster(t, c, 5051, nil)
 		settle()
 		leader.Master.mu.RLock()
-		elected := leader.elected
+		n := leader.epoch
 		leader.Master.mu.RUnlock()
-		if elected.IsZero() {
-			t.Fatal("leader has no election time")
+		if n == 0 {
+			t.Fatal("leader has no epoch")
 		}
-		epoch := strconv.FormatInt(elected.UnixNano(), 10)
+		epoch := strconv.FormatUint(n, 10)
 		tests := []struct {
 			name         string
 			m            *testMaster
@@ -199,6 +200,17 @@ func TestLeaderEpochHeader(t *testing.T) {
 			if got := rec.Header().Get(LeaderEpochHeader); rec.Code != tt.code || got != tt.want {
 				t.Errorf("%s: %s %s = %d %s %q, want %d %q", tt.name, tt.method, tt.path, rec.Code, LeaderEpochHeader, got, tt.code, tt.want)
 			}
+		}
+
+		c.depose()
+		settle()
+		if !follower.isLeading() {
+			t.Fatalf("follower not leading after the leader was deposed: %s", follower.heartbeat())
+		}
+		rec := follower.do("GET", "/master/weights", "")
+		next, err := strconv.ParseUint(rec.Header().Get(LeaderEpochHeader), 10, 64)
+		if rec.Code != 200 || err != nil || next <= n {
+			t.Errorf("new leader: GET /master/weights = %d with epoch %q (%v), want 200 and an epoch above %d", rec.Code, rec.Header().Get(LeaderEpochHeader), err, n)
 		}
 	})
 }

@@ -33,6 +33,10 @@ type Master struct {
 	exiting   bool
 	self      MasterInfo // filled in by Run once the listener is bound
 	elected   time.Time
+	// epoch names this master's current leadership: one past the end of
+	// the log when it was elected, where its leader record goes. Set with
+	// leading; see LeaderEpochHeader.
+	epoch uint64
 
 	// lapsedAt is when the leader's lease was first seen lapsed, zero while
 	// it is live; only the control goroutine uses it. lapses counts the
@@ -249,6 +253,7 @@ func (m *Master) lead(ctx context.Context, last uint64, fatal <-chan error, wg *
 	m.mu.Lock()
 	m.leading = true
 	m.elected = now
+	m.epoch = last + 1
 	info := m.self
 	m.mu.Unlock()
 	info.ElectedTime = seconds(now)
