@@ -4,3 +4,7 @@ package badgerstore
 // memtable rotation, as it would be should a Badger release reword or drop
 // it. Call it before the first Save.
 func (s *Store) MuteRotationMessage() { s.ls.rotation = nil }
+
+// SetFreeSpaceReserve changes the reserve of an open store. Call it while no
+// Save is in progress.
+func (s *Store) SetFreeSpaceReserve(n int64) { s.opts.FreeSpaceReserve = n }
