@@ -108,7 +108,19 @@ func AppendMessage(dst []byte, m paxos.Message) []byte {
 func DecodeMessage(b []byte) (paxos.Message, error) {
 	// One copy of the input backs every Entry.Data of the message, instead of
 	// one allocation per action.
-	d := decoder{buf: bytes.Clone(b)}
+	return decodeMessage(bytes.Clone(b))
+}
+
+// DecodeMessageOwned is [DecodeMessage] for a buffer the caller hands over:
+// the message's entries and membership alias b instead of a copy of it, so
+// b must not be modified or reused afterwards. The peer transport decodes
+// the buffers gRPC unmarshals each frame into, which nothing else holds.
+func DecodeMessageOwned(b []byte) (paxos.Message, error) {
+	return decodeMessage(b)
+}
+
+func decodeMessage(buf []byte) (paxos.Message, error) {
+	d := decoder{buf: buf}
 	d.version()
 	var m paxos.Message
 	m.Type = paxos.MessageType(d.uint8("type"))

@@ -241,6 +241,14 @@ func FuzzDecodeMessage(f *testing.F) {
 		if len(b2) != messageSize(&m) {
 			t.Fatalf("messageSize = %d, encoded %d bytes", messageSize(&m), len(b2))
 		}
+		owned := bytes.Clone(b)
+		m3, err := DecodeMessageOwned(owned)
+		if err != nil {
+			t.Fatalf("DecodeMessageOwned(%x) = %v; DecodeMessage decoded it", b, err)
+		}
+		if diff := cmp.Diff(m, m3); diff != "" {
+			t.Fatalf("DecodeMessageOwned(%x) differs from DecodeMessage (-copy +owned):\n%s", b, diff)
+		}
 	})
 }
 

@@ -90,7 +90,9 @@ func (s *server) Stream(stream grpc.BidiStreamingServer[peerpb.Frame, peerpb.Wel
 		delivered := 0
 		for _, b := range frame.GetMsgs() {
 			size += len(b)
-			m, err := replog.DecodeMessage(b)
+			// gRPC unmarshals every frame into new buffers that nothing
+			// else holds: the message may keep b rather than a copy.
+			m, err := replog.DecodeMessageOwned(b)
 			if err != nil {
 				t.metrics.drop(h.GetAddr(), dropUndecodable, 1, len(b))
 				log.Debug("dropped undecodable message", "error", err)
