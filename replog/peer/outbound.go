@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
 	"github.com/regent-ha/regent/replog/paxos"
@@ -203,7 +204,14 @@ func (p *peerConn) redial() {
 	if p.connected.Load() {
 		return
 	}
-	p.cc.ResetConnectBackoff() // gRPC's own back-off for the channel
+	// gRPC's own back-off for the channel, reset only while the channel is
+	// in it: ResetConnectBackoff iterates the channel's subchannel map
+	// after releasing its lock (grpc-go 1.85), which races with the map's
+	// writes while the channel is first connecting, a fatal concurrent map
+	// access. Past the first attempt the map no longer changes.
+	if p.cc.GetState() == connectivity.TransientFailure {
+		p.cc.ResetConnectBackoff()
+	}
 	select {
 	case p.kick <- struct{}{}:
 	default:
