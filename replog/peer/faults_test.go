@@ -219,8 +219,10 @@ func TestFaultsPartitionOnLoopback(t *testing.T) {
 	for i := range faults {
 		faults[i] = NewFaults(uint64(i))
 	}
-	// arrived sees every message reaching a transport, before the
-	// inbound filter, so the test knows when a blocked one came and went.
+	// arrived sees every message reaching a transport once the inbound
+	// filter has passed or blocked it, so the test knows when a blocked one
+	// came and went (signalled before the filter, the test could heal the
+	// partition before the filter looked, and the message would pass).
 	arrived := make([]chan paxos.Message, len(ids))
 	k := 0
 	nodes := startCluster(t, ids, func(c *Config) {
@@ -228,8 +230,8 @@ func TestFaultsPartitionOnLoopback(t *testing.T) {
 		ch := make(chan paxos.Message, 64)
 		arrived[k] = ch
 		c.Handler = func(m paxos.Message) {
-			ch <- m
 			filtered(m)
+			ch <- m
 		}
 		k++
 	})
