@@ -10,6 +10,7 @@ import (
 
 	"github.com/regent-ha/regent/replog"
 	"github.com/regent-ha/regent/replog/badgerstore"
+	"github.com/regent-ha/regent/replog/paxos"
 	"github.com/regent-ha/regent/replog/replogtest"
 )
 
@@ -48,5 +49,38 @@ func TestReviewNodeStopsOnNoSpace(t *testing.T) {
 	}
 	if got := n.Err(); !errors.Is(got, syscall.ENOSPC) {
 		t.Errorf("Err() = %v, want the NoSpaceError", got)
+	}
+}
+
+// TestReviewReopenAfterCloseLeftEngineOpen: a Close below the free-space
+// reserve leaves Badger open, holding its directory lock, and releases the
+// store's own. An Open of the same directory in the same process must then
+// say the store is in use (transient: the supervisor restarts the master),
+// never that it is corrupt (which stops the master for good) nor hang; and
+// once Badger is closed, the store opens with everything saved.
+func TestReviewReopenAfterCloseLeftEngineOpen(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "replicated_log")
+	st := openStore(t, dir, testOptions(t))
+	if err := st.Save(replog.Batch{Actions: []paxos.Action{appendAt(1, "kept")}, Sync: true}); err != nil {
+		t.Fatal(err)
+	}
+	st.SetFreeSpaceReserve(1 << 62)
+	var ns *badgerstore.NoSpaceError
+	if err := st.Close(); !errors.As(err, &ns) {
+		t.Fatalf("Close below the reserve = %v, want a *NoSpaceError", err)
+	}
+	_, err := badgerstore.Open(dir, testOptions(t))
+	var inUse *replog.InUseError
+	if !errors.As(err, &inUse) || errors.Is(err, replog.ErrCorrupt) {
+		t.Errorf("Open while the engine is left open = %v, want a *replog.InUseError, not ErrCorrupt", err)
+	}
+	if err := st.CloseEngine(); err != nil {
+		t.Fatal(err)
+	}
+	st = openStore(t, dir, testOptions(t))
+	defer st.Close()
+	if a, ok, err := st.Action(1); err != nil || !ok || string(a.Entry.Data) != "kept" {
+		t.Errorf("Action(1) after reopen = %v, %t, %v; want the saved action", a, ok, err)
 	}
 }
