@@ -278,15 +278,21 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	s = &Store{dir: dir, opts: opts, log: opts.Logger, db: db, lock: lock, stop: make(chan struct{}),
 		maxValue: opts.maxValueLen(), chunked: map[paxos.Position]chunkRef{}, nextGen: 1, rotation: rotation}
 	if !opts.ReadOnly && !opts.badgerSyncWrites {
-		if s.ls, err = newLogSync(dir, opts.MemTableSize, rotation); err != nil {
+		ls, lerr := newLogSync(dir, opts.MemTableSize, rotation)
+		if lerr != nil {
 			db.Close()
-			return nil, fmt.Errorf("open store %s: %w", dir, err)
+			return nil, fmt.Errorf("open store %s: %w", dir, lerr)
 		}
+		s.ls = ls
+		defer func() {
+			if err != nil {
+				ls.close() // its descriptors, whichever step failed
+			}
+		}()
 		// Back every page of the write-ahead logs now, so a write to them
 		// can never fault for lack of space (see NoSpaceError).
 		if err := s.ls.preallocateWALs(); err != nil {
 			db.Close()
-			s.ls.close()
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
 		// What Badger replayed from its logs may not be on disk yet (a
