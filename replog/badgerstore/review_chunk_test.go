@@ -130,3 +130,59 @@ func TestReviewMissingChunksAreCorrupt(t *testing.T) {
 		})
 	}
 }
+
+// TestReviewTruncationAcrossManyChunks: a truncation whose deletes span
+// several transactions (more chunk keys than one takes) removes every chunk
+// below it, keeps the chunked actions above it readable, also with maxBytes
+// smaller than one of them, and leaves nothing for the next Open to clean.
+func TestReviewTruncationAcrossManyChunks(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "replicated_log")
+	opts := badgerstore.WithMaxValue(testOptions(t), 32)
+	st := openStore(t, dir, opts)
+	var as []paxos.Action
+	for p := range paxos.Position(5) {
+		as = append(as, bigAction(p, 64<<10, byte(p))) // 2049 chunks each
+	}
+	for _, a := range as {
+		if err := st.Save(replog.Batch{Actions: []paxos.Action{a}, Sync: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hs := paxos.HardState{Replica: 1, Status: paxos.StatusVoting, Begin: 3}
+	if err := st.Save(replog.Batch{HardState: &hs, TruncateBelow: 3, Sync: true}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		got, err := st.Actions(0, 10, 1)
+		if err != nil {
+			t.Fatalf("%s: Actions(0, 10, 1): %v", when, err)
+		}
+		if diff := cmp.Diff(as[3:4], got); diff != "" {
+			t.Errorf("%s: Actions(0, 10, 1) (-want +got):\n%s", when, diff)
+		}
+		got, err = st.Actions(0, 10, 0)
+		if err != nil {
+			t.Fatalf("%s: Actions(0, 10, 0): %v", when, err)
+		}
+		if diff := cmp.Diff(as[3:], got); diff != "" {
+			t.Errorf("%s: Actions(0, 10, 0) (-want +got):\n%s", when, diff)
+		}
+		keys, err := st.ChunkKeys()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 2 * ((replog.ActionSize(as[3]) + 4 + 31) / 32)
+		if len(keys) != want {
+			t.Errorf("%s: %d chunk keys, want %d (those of positions 3 and 4)", when, len(keys), want)
+		}
+	}
+	check("after the truncation")
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st = openStore(t, dir, opts)
+	defer st.Close()
+	check("after reopen")
+}
