@@ -158,10 +158,13 @@ func (ls *logSync) sync(values bool) error {
 		return err
 	}
 	if f {
-		// A rotation the store was not told of: back the new log now.
-		if _, err := ls.preallocateLocked(names); err != nil {
+		// A rotation the store was not told of: back the new log now, and
+		// count for afterCommit the full memtables before it.
+		found, err := ls.preallocateLocked(names)
+		if err != nil {
 			return err
 		}
+		ls.sinceRotation = max(0, ls.sinceRotation-int64(found)*ls.memTableSize)
 	}
 	if fresh || f || ls.dirPending {
 		if err := ls.dir.Sync(); err != nil {

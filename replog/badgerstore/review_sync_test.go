@@ -2,6 +2,8 @@ package badgerstore_test
 
 import (
 	"bytes"
+	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -16,7 +18,8 @@ import (
 // rotation. Without it, long stretches of unsynced Saves rotate the memtable
 // many times; Badger flushes and deletes the older logs meanwhile, so the
 // write-ahead logs left are no longer numbered right after the newest one
-// the store knows. A synced Save must still sync the log it wrote into.
+// the store knows. A synced Save must still sync the log it wrote into, and
+// find every new log to preallocate.
 func TestReviewSyncedSaveSyncsActiveLogWithoutRotationMessage(t *testing.T) {
 	t.Parallel()
 	const mt = 1 << 20
@@ -26,7 +29,7 @@ func TestReviewSyncedSaveSyncsActiveLogWithoutRotationMessage(t *testing.T) {
 	st.MuteRotationMessage()
 	data := bytes.Repeat([]byte("z"), 64<<10)
 	pos := paxos.Position(1)
-	for round := range 8 {
+	for round := range 4 {
 		// About six memtables' worth of unsynced Saves (learned marks).
 		for range 6 * mt / len(data) {
 			a := paxos.Action{Position: pos, Learned: true, Entry: paxos.Entry{Type: paxos.EntryAppend, Data: data}}
@@ -47,6 +50,19 @@ func TestReviewSyncedSaveSyncsActiveLogWithoutRotationMessage(t *testing.T) {
 		if synced, gone := st.LastSync(); !slices.Contains(synced, active) {
 			t.Fatalf("round %d: the synced Save synced %v (gone: %v), not the active write-ahead log %s (logs now: %v)",
 				round, synced, gone, active, files)
+		}
+		// And it found the logs to preallocate as well.
+		for _, name := range files {
+			info, err := os.Stat(filepath.Join(dir, name))
+			if errors.Is(err, os.ErrNotExist) {
+				continue // flushed meanwhile
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := badgerstore.Allocated(info), badgerstore.WALExtent(mt)&^4095; got < want {
+				t.Errorf("round %d: after a synced Save, %s has %d bytes allocated, want at least %d", round, name, got, want)
+			}
 		}
 	}
 }
