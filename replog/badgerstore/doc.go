@@ -17,7 +17,9 @@
 //
 // Durability: Badger runs without SyncWrites and the store syncs its logs
 // itself: a synced Save (one transaction) costs one fdatasync of Badger's
-// write-ahead log; an unsynced Save costs none. Saves become durable in
+// write-ahead log, found by listing the directory (a few µs, so that no
+// rotation Badger did not announce can hide a log); an unsynced Save costs
+// none. Saves become durable in
 // order (a synced Save syncs every write-ahead log that may hold earlier
 // commits). A Save that spans transactions syncs between them where a later
 // one must never be durable without an earlier one, which after a power loss
