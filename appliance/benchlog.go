@@ -652,7 +652,7 @@ const (
 	stageFollowerSave0        // the follower's synced save of its accept begins
 	stageFollowerSave1        // … ends
 	stageFollowerSend         // the follower sends its write response
-	stageLeaderRecv           // the coordinator's transport hands that response to its node
+	stageLeaderRecv           // the coordinator receives its first write response (from either follower)
 	stageLearnedSave0         // the coordinator's save of the learned mark begins
 	stageLearnedSave1         // … ends
 	stageLearnedSend          // the coordinator sends the learned broadcast
