@@ -60,6 +60,9 @@ func TestReviewSyncedSaveSyncsActiveLogWithoutRotationMessage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if info.Size() == 0 {
+				continue // flushed: Badger truncates a log to 0 before removing it
+			}
 			if got, want := badgerstore.Allocated(info), badgerstore.WALExtent(mt)&^4095; got < want {
 				t.Errorf("round %d: after a synced Save, %s has %d bytes allocated, want at least %d", round, name, got, want)
 			}

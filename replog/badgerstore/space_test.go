@@ -59,6 +59,9 @@ func TestWALsArePreallocated(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if info.Size() == 0 {
+				continue // flushed: Badger truncates a log to 0 before removing it
+			}
 			// Allow a few blocks of file-system metadata.
 			if got := badgerstore.Allocated(info); got < extent&^4095 || got > extent+64<<10 {
 				t.Errorf("%s: %s has %d bytes allocated, want %d (the preallocated extent)", when, name, got, extent)
