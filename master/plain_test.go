@@ -45,7 +45,7 @@ func TestPlainBatch(t *testing.T) {
 // leader applying it as built applies what every other master decodes.
 func FuzzPlainBatchRoundTrip(f *testing.F) {
 	f.Add("dev", 2.5, "ops", 1e-300, int64(1), "m@1")
-	f.Add("<&>", -0.0, "\u2028\u2029", 1e300, int64(-5), "id@2")
+	f.Add("<&>", math.Copysign(0, -1), "\u2028\u2029", 1e300, int64(-5), "id@2")
 	f.Add("a\xff", 1.0, "b", 3.0, int64(0), "x")
 	f.Add("", 0.1, "\x00\x1f", 7.0, int64(math.MaxInt64), "\xfe")
 	f.Fuzz(func(t *testing.T, role1 string, w1 float64, role2 string, w2 float64, at int64, proposer string) {
