@@ -46,7 +46,9 @@ func benchRegistryWrite(b *testing.B, lat time.Duration) {
 	go func() { done <- m.Run(ctx) }()
 	defer func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			b.Errorf("Run = %v after cancel, want nil", err)
+		}
 	}()
 	<-leading
 	var (

@@ -37,7 +37,9 @@ func FuzzHandlers(f *testing.F) {
 	go func() { done <- m.Run(ctx) }()
 	f.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			f.Errorf("Run = %v after cancel, want nil", err)
+		}
 	})
 	select {
 	case <-leading:

@@ -29,8 +29,10 @@ func Example() {
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx, tr) }()
 	defer func() {
-		n.Close()
-		<-done
+		_ = n.Close()
+		if err := <-done; err != nil {
+			panic(err)
+		}
 	}()
 
 	var last uint64

@@ -300,8 +300,8 @@ func startHelperSupervisor(t *testing.T, script string, env ...string) (*exec.Cm
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait() // killed: its exit status is not the point
 	})
 	return cmd, state
 }
@@ -418,12 +418,16 @@ func TestRealSignals(t *testing.T) {
 		hup := filepath.Join(t.TempDir(), "hup")
 		cmd, state := startHelperSupervisor(t, "ready;serve", envHupFile+"="+hup)
 		pid := runningChild(t, state)
-		cmd.Process.Signal(syscall.SIGHUP)
+		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatalf("signal SIGHUP: %v", err)
+		}
 		poll(t, 10*time.Second, "SIGHUP reached the child", func() bool {
 			b, _ := os.ReadFile(hup)
 			return string(b) == "hup\n"
 		})
-		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatalf("signal SIGTERM: %v", err)
+		}
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("supervisor exited with %v, want 0", err)
 		}
@@ -439,7 +443,9 @@ func TestRealSignals(t *testing.T) {
 		t.Parallel()
 		cmd, state := startHelperSupervisor(t, "ready;hang", envStop+"=200ms")
 		pid := runningChild(t, state)
-		cmd.Process.Signal(syscall.SIGINT)
+		if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatalf("signal SIGINT: %v", err)
+		}
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("supervisor exited with %v, want 0", err)
 		}

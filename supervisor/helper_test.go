@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -70,20 +71,20 @@ func helperChild(script string) int {
 		case "env":
 			fmt.Printf("%s=%s\n", arg, os.Getenv(arg))
 		case "reason":
-			c.Reason(arg)
+			_ = c.Reason(arg) // the tests check what the supervisor reports
 		case "exit":
 			n, _ := strconv.Atoi(arg)
 			return n
 		case "panic":
 			panic("boom")
 		case "selfkill":
-			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			check(syscall.Kill(os.Getpid(), syscall.SIGKILL))
 			select {}
 		case "sleep":
 			d, _ := time.ParseDuration(arg)
 			time.Sleep(d)
 		case "pidfile":
-			os.WriteFile(arg, []byte(strconv.Itoa(os.Getpid())), 0o600)
+			check(os.WriteFile(arg, []byte(strconv.Itoa(os.Getpid())), 0o600))
 		case "serve", "hang":
 			interval := c.HeartbeatInterval()
 			if interval == 0 {
@@ -93,17 +94,16 @@ func helperChild(script string) int {
 			for {
 				select {
 				case <-beat.C:
-					c.Heartbeat()
+					_ = c.Heartbeat() // a supervisor that is gone ends this process by the lifeline
 				case sig := <-sigs:
 					switch {
 					case sig == syscall.SIGHUP:
 						f, err := os.OpenFile(os.Getenv(envHupFile), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-						if err == nil {
-							f.WriteString("hup\n")
-							f.Close()
-						}
+						check(err)
+						_, err = f.WriteString("hup\n")
+						check(errors.Join(err, f.Close()))
 					case verb == "serve":
-						c.Reason("stopped on SIGTERM")
+						_ = c.Reason("stopped on SIGTERM")
 						return 0
 					}
 				}
@@ -119,6 +119,15 @@ func helperChild(script string) int {
 
 // helperSupervisor supervises helper children running $SUPERVISOR_TEST_SCRIPT
 // with real signal handling, writing its state to $SUPERVISOR_TEST_STATE.
+// check ends a helper child with exit code 3 and the error on stderr when
+// err is not nil: a scripted step that failed must not look like success.
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper child:", err)
+		os.Exit(3)
+	}
+}
+
 func helperSupervisor() int {
 	cfg := helperConfig(os.Getenv(envScript))
 	cfg.StatePath = os.Getenv(envState)
@@ -159,6 +168,8 @@ func readState(path string) Status {
 		return Status{}
 	}
 	var s Status
-	json.Unmarshal(b, &s)
+	if json.Unmarshal(b, &s) != nil {
+		return Status{}
+	}
 	return s
 }
