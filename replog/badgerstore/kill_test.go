@@ -48,11 +48,13 @@ func TestKilledWriterLosesNothingAcknowledged(t *testing.T) {
 			}
 			acked = n
 			if acked >= next+200+round*37 {
-				cmd.Process.Kill()
+				if err := cmd.Process.Kill(); err != nil {
+					t.Fatalf("round %d: kill the writer: %v", round, err)
+				}
 				break
 			}
 		}
-		cmd.Wait()
+		_ = cmd.Wait() // killed, or exited when done: both end the round
 		if acked < 0 {
 			t.Fatalf("round %d: the writer acknowledged nothing", round)
 		}
