@@ -204,6 +204,11 @@ type chaosResult struct {
 	// names no epochs.
 	Leaderships int
 	Stale       int
+	// LogPairs counts the pairs of VOTING replicas whose learned entries
+	// were compared at the end; LogCompared is the fewest positions a pair
+	// compared (checkChaosLogs). Both zero if no pair was compared.
+	LogPairs    int
+	LogCompared int
 	Problems    []string
 	Revived     []string
 	OutDir      string // where the run's files are, if written
@@ -286,7 +291,7 @@ func TestChaos(t *testing.T) {
 func summaryTable(rs []*chaosResult) string {
 	var b bytes.Buffer
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "seed\toperations\tacknowledged\tunknown\tfailed\tfaults\trecovery\twrite gap\telections\tquiet elections\tleaderships\tstale\tlinearizable\tverdict\t")
+	fmt.Fprintln(tw, "seed\toperations\tacknowledged\tunknown\tfailed\tfaults\trecovery\twrite gap\telections\tquiet elections\tleaderships\tstale\tlinearizable\tlogs compared\tverdict\t")
 	for _, r := range rs {
 		rec := "never"
 		if r.Recovery >= 0 {
@@ -296,8 +301,12 @@ func summaryTable(rs []*chaosResult) string {
 		if r.Stale >= 0 {
 			stale = strconv.Itoa(r.Stale)
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t\n", r.Seed, r.Ops, r.Acked, r.Unknown, r.Failed, r.Faults, rec,
-			r.WriteGap.Round(time.Millisecond), r.Elections, r.Quiet, r.Leaderships, stale, r.Linear, r.verdict())
+		logs := "n/a"
+		if r.LogPairs > 0 {
+			logs = fmt.Sprintf("%d pairs, ≥%d", r.LogPairs, r.LogCompared)
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", r.Seed, r.Ops, r.Acked, r.Unknown, r.Failed, r.Faults, rec,
+			r.WriteGap.Round(time.Millisecond), r.Elections, r.Quiet, r.Leaderships, stale, r.Linear, logs, r.verdict())
 	}
 	tw.Flush()
 	return b.String()
@@ -452,6 +461,21 @@ func runChaos(t *testing.T, bin string, cfg chaosConfig) *chaosResult {
 		}
 		res.Problems = append(res.Problems, "masters' registries differ 30 s after the clients stopped:\n"+strings.Join(diffs, "\n"))
 	}
+
+	// Every VOTING replica holds the same learned entries: stop every
+	// appliance cleanly and read the replicas offline (checkChaosLogs).
+	if err := cc.stopAll(); err != nil {
+		res.Problems = append(res.Problems, "stop the appliances for the log check: "+err.Error())
+	}
+	logs, pairs, logProblems := checkChaosLogs(ms)
+	res.Problems = append(res.Problems, logProblems...)
+	if len(pairs) > 0 {
+		res.LogPairs, res.LogCompared = len(pairs), pairs[0].Compared
+		for _, p := range pairs {
+			res.LogCompared = min(res.LogCompared, p.Compared)
+		}
+	}
+	t.Logf("replicas' learned entries:\n%s", formatLogPairs(logs, pairs))
 
 	// The history.
 	ops := hist.snapshot()

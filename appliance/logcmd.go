@@ -1,9 +1,12 @@
 package appliance
 
 import (
+	"bufio"
 	"context"
 	crand "crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -148,11 +151,15 @@ func (r *logBenchResult) writeTable(w io.Writer) {
 }
 
 // cmdLogInspect runs "regent log inspect": an offline, read-only view of the
-// replica under -work_dir. It refuses while a master holds the replica.
+// replica under -work_dir. It refuses while a master holds the replica. With
+// -entries it prints, instead of the report, one line per learned position
+// with the sha256 of the value stored there, so that two replicas' outputs
+// can be compared with diff.
 func cmdLogInspect(ctx context.Context, e *Env, args []string) int {
 	fs := e.flagSet()
 	workDir := fs.String("work_dir", "", "the master's work_dir; the replica is its "+ReplicatedLogDir+" directory (required)")
-	asJSON := fs.Bool("json", false, "print the report as one JSON object")
+	asJSON := fs.Bool("json", false, "print the report as one JSON object (with -entries: one JSON object per line)")
+	entries := fs.Bool("entries", false, "print each learned position, its entry type and the sha256 of its value, one per line, instead of the report")
 	if code, ok := e.parseFlags(fs, args); !ok {
 		return code
 	}
@@ -162,7 +169,20 @@ func cmdLogInspect(ctx context.Context, e *Env, args []string) int {
 	if *workDir == "" {
 		return e.usageError("-work_dir is required")
 	}
-	rep, err := inspectReplica(filepath.Join(*workDir, ReplicatedLogDir))
+	dir := filepath.Join(*workDir, ReplicatedLogDir)
+	if *entries {
+		_, es, err := readLearnedEntries(dir)
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "%s: %v\n", e.cmd.path(), err)
+			return ExitFailure
+		}
+		if err := writeLearnedEntries(e.Stdout, es, *asJSON); err != nil {
+			fmt.Fprintf(e.Stderr, "%s: %v\n", e.cmd.path(), err)
+			return ExitFailure
+		}
+		return ExitOK
+	}
+	rep, err := inspectReplica(dir)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "%s: %v\n", e.cmd.path(), err)
 		return ExitFailure
@@ -209,8 +229,21 @@ type memberReport struct {
 	Voter bool   `json:"voter"`
 }
 
-// inspectReplica opens the store in dir read-only and reports on it.
-func inspectReplica(dir string) (*replicaReport, error) {
+// learned reports whether the action a, stored by the replica whose hard
+// state is hs, holds the value chosen at its position. It is the one rule
+// that "regent log inspect" (its learned counts and -entries) and the chaos
+// harness's comparison of replicas use. Today it is the action's own Learned
+// flag; hs is passed so that the rule can also count positions below a
+// learned watermark in the hard state (a position there is learned even
+// where its action's flag was never saved).
+func learned(hs paxos.HardState, a paxos.Action) bool {
+	_ = hs // TODO(lead): also count a.Position < hs.LearnedTo once paxos.HardState has the watermark (issue 8)
+	return a.Learned
+}
+
+// openReplica opens the store in dir read-only, turning the usual refusals
+// into advice for the operator.
+func openReplica(dir string) (*badgerstore.Store, error) {
 	if _, err := os.Stat(dir); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no replica at %s", dir)
@@ -228,20 +261,48 @@ func inspectReplica(dir string) (*replicaReport, error) {
 		}
 		return nil, fmt.Errorf("inspect: %w", err)
 	}
+	return st, nil
+}
+
+// eachAction calls fn with every action st stores in [hs.Begin, last
+// stored position], in ascending order, reading a few MiB at a time.
+func eachAction(st *badgerstore.Store, hs paxos.HardState, fn func(a paxos.Action)) error {
+	last, ok, err := st.LastPosition()
+	if err != nil || !ok || last < hs.Begin {
+		return err
+	}
+	for from := hs.Begin; from <= last; {
+		as, err := st.Actions(from, last+1, 4<<20)
+		if err != nil {
+			return err
+		}
+		if len(as) == 0 {
+			break
+		}
+		for _, a := range as {
+			fn(a)
+		}
+		from = as[len(as)-1].Position + 1
+	}
+	return nil
+}
+
+// inspectReplica opens the store in dir read-only and reports on it.
+func inspectReplica(dir string) (*replicaReport, error) {
+	st, err := openReplica(dir)
+	if err != nil {
+		return nil, err
+	}
 	defer st.Close()
 	hs, err := st.InitialState()
 	if err != nil {
 		return nil, fmt.Errorf("inspect: %w", err)
 	}
-	status := hs.Status
-	if hs.Replica == 0 || status == 0 {
-		status = paxos.StatusEmpty
-	}
 	rep := &replicaReport{
 		Dir:      dir,
 		Replica:  uint64(hs.Replica),
 		Cluster:  uint64(hs.Cluster),
-		Status:   statusName(status),
+		Status:   replicaStatus(hs),
 		Promised: fmt.Sprintf("%d.%d", hs.Promised.Round, hs.Promised.Replica),
 		Begin:    uint64(hs.Begin),
 		ConfigAt: uint64(hs.ConfigAt),
@@ -249,43 +310,30 @@ func inspectReplica(dir string) (*replicaReport, error) {
 	for _, m := range hs.Membership.Members {
 		rep.Members = append(rep.Members, memberReport{ID: uint64(m.ID), Addr: m.Addr, Voter: m.Voter})
 	}
-	last, ok, err := st.LastPosition()
+	rep.End, rep.LearnedTo = rep.Begin, rep.Begin
+	inOrder := true
+	next := hs.Begin
+	err = eachAction(st, hs, func(a paxos.Action) {
+		if a.Position != next {
+			rep.Holes += uint64(a.Position - next)
+			inOrder = false
+		}
+		next = a.Position + 1
+		rep.End = uint64(next)
+		rep.Stored++
+		rep.DataBytes += int64(len(a.Entry.Data))
+		if learned(hs, a) {
+			rep.Learned++
+			if inOrder {
+				rep.LearnedTo = uint64(a.Position) + 1
+			}
+		} else {
+			rep.Unlearned++
+			inOrder = false
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("inspect: %w", err)
-	}
-	rep.End, rep.LearnedTo = rep.Begin, rep.Begin
-	if ok && uint64(last) >= rep.Begin {
-		rep.End = uint64(last) + 1
-		inOrder := true
-		next := hs.Begin
-		for from := hs.Begin; from <= last; {
-			as, err := st.Actions(from, last+1, 4<<20)
-			if err != nil {
-				return nil, fmt.Errorf("inspect: %w", err)
-			}
-			if len(as) == 0 {
-				break
-			}
-			for _, a := range as {
-				if a.Position != next {
-					rep.Holes += uint64(a.Position - next)
-					inOrder = false
-				}
-				next = a.Position + 1
-				rep.Stored++
-				rep.DataBytes += int64(len(a.Entry.Data))
-				if a.Learned {
-					rep.Learned++
-					if inOrder {
-						rep.LearnedTo = uint64(a.Position) + 1
-					}
-				} else {
-					rep.Unlearned++
-					inOrder = false
-				}
-			}
-			from = as[len(as)-1].Position + 1
-		}
 	}
 	u, err := st.DiskUsage()
 	if err != nil {
@@ -293,6 +341,117 @@ func inspectReplica(dir string) (*replicaReport, error) {
 	}
 	rep.DiskBytes, rep.LSMBytes, rep.VlogBytes = u.Allocated, u.LSM, u.ValueLog
 	return rep, nil
+}
+
+// learnedEntry is one learned position of a replica as "regent log inspect
+// -entries" prints it: the value's type and the sha256 of the value
+// ([entryDigest]), not the value itself.
+type learnedEntry struct {
+	Position uint64 `json:"position"`
+	Type     string `json:"type"`
+	// Tombstone marks a NOP that stands for a truncated position: it may
+	// stand for any value, so comparisons skip it.
+	Tombstone bool   `json:"tombstone,omitempty"`
+	SHA256    string `json:"sha256"`
+}
+
+// readLearnedEntries opens the store in dir read-only and returns its hard
+// state and every position it holds as learned (by [learned]), ascending.
+func readLearnedEntries(dir string) (paxos.HardState, []learnedEntry, error) {
+	st, err := openReplica(dir)
+	if err != nil {
+		return paxos.HardState{}, nil, err
+	}
+	defer st.Close()
+	hs, err := st.InitialState()
+	if err != nil {
+		return paxos.HardState{}, nil, fmt.Errorf("inspect: %w", err)
+	}
+	var es []learnedEntry
+	err = eachAction(st, hs, func(a paxos.Action) {
+		if !learned(hs, a) {
+			return
+		}
+		sum := entryDigest(a.Entry)
+		es = append(es, learnedEntry{
+			Position:  uint64(a.Position),
+			Type:      a.Entry.Type.String(),
+			Tombstone: a.Entry.Type == paxos.EntryNop && a.Entry.Tombstone,
+			SHA256:    hex.EncodeToString(sum[:]),
+		})
+	})
+	if err != nil {
+		return paxos.HardState{}, nil, fmt.Errorf("inspect: %w", err)
+	}
+	return hs, es, nil
+}
+
+// entryDigest returns the sha256 of a canonical encoding of e: every field
+// that makes the chosen value (type, data, truncation point, tombstone mark,
+// membership), none that a replica's own history adds (promises, the
+// proposal that wrote it, the Learned flag). Two entries have the same
+// digest exactly when the core considers them the same value: nil and
+// empty data encode alike.
+func entryDigest(e paxos.Entry) [sha256.Size]byte {
+	b := binary.AppendUvarint(nil, uint64(e.Type))
+	b = binary.AppendUvarint(b, uint64(len(e.Data)))
+	b = append(b, e.Data...)
+	b = binary.AppendUvarint(b, uint64(e.To))
+	if e.Tombstone {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	if e.Config == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = binary.AppendUvarint(b, uint64(e.Config.Cluster))
+		b = binary.AppendUvarint(b, uint64(len(e.Config.Members)))
+		for _, m := range e.Config.Members {
+			b = binary.AppendUvarint(b, uint64(m.ID))
+			b = binary.AppendUvarint(b, uint64(len(m.Addr)))
+			b = append(b, m.Addr...)
+			if m.Voter {
+				b = append(b, 1)
+			} else {
+				b = append(b, 0)
+			}
+		}
+	}
+	return sha256.Sum256(b)
+}
+
+// writeLearnedEntries prints es one per line: "position type sha256" (with
+// " tombstone" after a tombstone NOP), or with asJSON one JSON object each.
+func writeLearnedEntries(w io.Writer, es []learnedEntry, asJSON bool) error {
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	for _, le := range es {
+		if asJSON {
+			if err := enc.Encode(le); err != nil {
+				return fmt.Errorf("write entries: %w", err)
+			}
+			continue
+		}
+		tomb := ""
+		if le.Tombstone {
+			tomb = " tombstone"
+		}
+		fmt.Fprintf(bw, "%d %s %s%s\n", le.Position, le.Type, le.SHA256, tomb)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write entries: %w", err)
+	}
+	return nil
+}
+
+// replicaStatus names hs's status; a store without a replica ID is EMPTY.
+func replicaStatus(hs paxos.HardState) string {
+	if hs.Replica == 0 || hs.Status == 0 {
+		return statusName(paxos.StatusEmpty)
+	}
+	return statusName(hs.Status)
 }
 
 func statusName(s paxos.Status) string {

@@ -70,7 +70,7 @@ func TestLogCommandsHelp(t *testing.T) {
 		want []string
 	}{
 		{[]string{"log", "bench", "-h"}, []string{"Usage: regent log bench [flags]", "-replicas", "-writers", "-catchup", "-json", "-cpuprofile"}},
-		{[]string{"log", "inspect", "-h"}, []string{"Usage: regent log inspect [flags]", "-work_dir", "-json"}},
+		{[]string{"log", "inspect", "-h"}, []string{"Usage: regent log inspect [flags]", "-work_dir", "-json", "-entries"}},
 		{[]string{"log", "initialize", "-h"}, []string{"Usage: regent log initialize [flags]", "-work_dir"}},
 		{[]string{"bench", "-h"}, []string{"Usage: regent bench [flags]", "-clients", "-address", "-duration", "regent bench failover -h"}},
 		{[]string{"bench", "failover", "-h"}, []string{"Usage: regent bench failover [flags]", "-trials"}},
@@ -176,6 +176,52 @@ func TestLogInspect(t *testing.T) {
 		}
 		if rep.Cluster != reps[0].Cluster {
 			t.Errorf("replica %d: cluster %d, replica 1 has %d", i+1, rep.Cluster, reps[0].Cluster)
+		}
+	}
+
+	// -entries lists every learned position with its value's digest, the
+	// same on every replica; -json gives one object per line.
+	var texts []string
+	for i, rep := range reps {
+		workDir := filepath.Join(dir, "r"+string(rune('1'+i)))
+		code, stdout, stderr := runCLI(t, nil, "log", "inspect", "-work_dir", workDir, "-entries")
+		if code != ExitOK {
+			t.Fatalf("log inspect -entries %s: exit %d: %s", workDir, code, stderr)
+		}
+		texts = append(texts, stdout)
+		lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+		if uint64(len(lines)) != rep.Learned {
+			t.Errorf("replica %d: -entries printed %d lines, want %d (its learned positions)", i+1, len(lines), rep.Learned)
+		}
+		code, stdout, stderr = runCLI(t, nil, "log", "inspect", "-work_dir", workDir, "-entries", "-json")
+		if code != ExitOK {
+			t.Fatalf("log inspect -entries -json %s: exit %d: %s", workDir, code, stderr)
+		}
+		dec := json.NewDecoder(strings.NewReader(stdout))
+		var es []learnedEntry
+		for dec.More() {
+			var le learnedEntry
+			if err := dec.Decode(&le); err != nil {
+				t.Fatalf("replica %d: decode -entries -json: %v", i+1, err)
+			}
+			es = append(es, le)
+		}
+		if uint64(len(es)) != rep.Learned || len(es) == 0 || es[0].Position != rep.Begin || len(es[0].SHA256) != 64 {
+			t.Errorf("replica %d: -entries -json gave %d entries starting %+v; want %d from position %d with a sha256", i+1, len(es), es[:min(1, len(es))], rep.Learned, rep.Begin)
+		}
+		var appends int
+		for _, le := range es {
+			if le.Type == paxos.EntryAppend.String() {
+				appends++
+			}
+		}
+		if appends != 20 {
+			t.Errorf("replica %d: %d APPEND entries, want 20", i+1, appends)
+		}
+	}
+	for i := 1; i < len(texts); i++ {
+		if diff := cmp.Diff(texts[0], texts[i]); diff != "" {
+			t.Errorf("-entries of replica %d differ from replica 1's (-1 +%d):\n%s", i+1, i+1, diff)
 		}
 	}
 
@@ -423,5 +469,69 @@ func TestLogBenchCatchup(t *testing.T) {
 	code, _, _ = runCLI(t, nil, "log", "bench", "-count", "1", "-dir", dir)
 	if code != ExitUsage {
 		t.Errorf("log bench into a used -dir: exit %d, want %d", code, ExitUsage)
+	}
+}
+
+func TestEntryDigest(t *testing.T) {
+	t.Parallel()
+	base := paxos.Entry{Type: paxos.EntryAppend, Data: []byte("v")}
+	cfg := &paxos.Membership{Cluster: 7, Members: []paxos.Member{{ID: 1, Addr: "a:1", Voter: true}}}
+	tests := []struct {
+		name string
+		e    paxos.Entry
+		same bool // the same digest as base
+	}{
+		{"equal copy", paxos.Entry{Type: paxos.EntryAppend, Data: []byte("v")}, true},
+		{"other data", paxos.Entry{Type: paxos.EntryAppend, Data: []byte("w")}, false},
+		{"longer data", paxos.Entry{Type: paxos.EntryAppend, Data: []byte("v\x00")}, false},
+		{"other type", paxos.Entry{Type: paxos.EntrySnapshot, Data: []byte("v")}, false},
+		{"truncation point", paxos.Entry{Type: paxos.EntryAppend, Data: []byte("v"), To: 3}, false},
+		{"tombstone", paxos.Entry{Type: paxos.EntryAppend, Data: []byte("v"), Tombstone: true}, false},
+		{"membership", paxos.Entry{Type: paxos.EntryAppend, Data: []byte("v"), Config: cfg}, false},
+	}
+	want := entryDigest(base)
+	for _, tt := range tests {
+		if got := entryDigest(tt.e); (got == want) != tt.same {
+			t.Errorf("entryDigest(%+v) == entryDigest(%+v): got %v, want %v", tt.e, base, got == want, tt.same)
+		}
+	}
+	// Nil and empty data are the same value to the core, and so here.
+	if entryDigest(paxos.Entry{Type: paxos.EntryNop}) != entryDigest(paxos.Entry{Type: paxos.EntryNop, Data: []byte{}}) {
+		t.Error("nil and empty data digest differently")
+	}
+	// Each membership field counts.
+	members := []paxos.Membership{
+		*cfg,
+		{Cluster: 8, Members: cfg.Members},
+		{Cluster: 7, Members: []paxos.Member{{ID: 2, Addr: "a:1", Voter: true}}},
+		{Cluster: 7, Members: []paxos.Member{{ID: 1, Addr: "a:2", Voter: true}}},
+		{Cluster: 7, Members: []paxos.Member{{ID: 1, Addr: "a:1"}}},
+		{Cluster: 7},
+	}
+	seen := map[[32]byte]int{}
+	for i, m := range members {
+		d := entryDigest(paxos.Entry{Type: paxos.EntryConfig, Config: &m})
+		if j, ok := seen[d]; ok {
+			t.Errorf("memberships %d and %d digest alike: %+v, %+v", j, i, members[j], m)
+		}
+		seen[d] = i
+	}
+}
+
+func TestLearnedRule(t *testing.T) {
+	t.Parallel()
+	hs := paxos.HardState{Replica: 1, Status: paxos.StatusVoting}
+	tests := []struct {
+		a    paxos.Action
+		want bool
+	}{
+		{paxos.Action{Position: 3, Learned: true}, true},
+		{paxos.Action{Position: 3, Performed: paxos.Proposal{Round: 1, Replica: 1}}, false},
+		{paxos.Action{Position: 3}, false},
+	}
+	for _, tt := range tests {
+		if got := learned(hs, tt.a); got != tt.want {
+			t.Errorf("learned(%+v, %+v) = %v, want %v", hs, tt.a, got, tt.want)
+		}
 	}
 }
