@@ -464,6 +464,7 @@ func runChaos(t *testing.T, bin string, cfg chaosConfig) *chaosResult {
 
 	// Every VOTING replica holds the same learned entries: stop every
 	// appliance cleanly and read the replicas offline (checkChaosLogs).
+	logStart := time.Now()
 	if err := cc.stopAll(); err != nil {
 		res.Problems = append(res.Problems, "stop the appliances for the log check: "+err.Error())
 	}
@@ -475,7 +476,7 @@ func runChaos(t *testing.T, bin string, cfg chaosConfig) *chaosResult {
 			res.LogCompared = min(res.LogCompared, p.Compared)
 		}
 	}
-	t.Logf("replicas' learned entries:\n%s", formatLogPairs(logs, pairs))
+	t.Logf("replicas' learned entries (appliances stopped and replicas read in %v):\n%s", time.Since(logStart).Round(time.Millisecond), formatLogPairs(logs, pairs))
 
 	// The history.
 	ops := hist.snapshot()
