@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -64,6 +65,10 @@ type chaosClient struct {
 	Timeout time.Duration
 	MaxHops int
 	Hist    *chaosHistory
+
+	// hasQuota is what the client last learnt of each quota role (from
+	// its reads and its own writes); run picks set or remove by it.
+	hasQuota map[string]bool
 }
 
 // newChaosHTTPClient returns a client that does not follow redirects and
@@ -155,6 +160,25 @@ func (c *chaosClient) call(ctx context.Context, method, path string, body []byte
 	return rep
 }
 
+// record completes op with rep, adds it to the history and returns it. A
+// successful read's body is decoded first with decode; a body it cannot
+// decode makes the read failed.
+func (c *chaosClient) record(op chaosOp, rep chaosReply, decode func([]byte) (map[string]float64, error)) chaosOp {
+	op.Return = c.Hist.now()
+	op.Outcome, op.Hops, op.Err = rep.outcome, rep.hops, rep.err
+	op.Server, op.Epoch = rep.server, rep.epoch
+	if op.Kind == chaosRead && op.Outcome == chaosOK {
+		vs, err := decode(rep.body)
+		if err != nil {
+			op.Outcome, op.Err = chaosFailed, err.Error()
+		} else {
+			op.Weights = vs
+		}
+	}
+	c.Hist.add(op)
+	return op
+}
+
 // write sets role's weight to a fresh unique value and records the call. An
 // empty role is a fresh ledger role, named after the weight.
 func (c *chaosClient) write(ctx context.Context, role string) chaosOp {
@@ -165,31 +189,173 @@ func (c *chaosClient) write(ctx context.Context, role string) chaosOp {
 	}
 	body, _ := json.Marshal([]map[string]any{{"role": role, "weight": w}})
 	op := chaosOp{Client: c.ID, Kind: chaosWrite, Role: role, Weight: w, Call: c.Hist.now()}
-	rep := c.call(ctx, http.MethodPut, "/master/weights", body, true)
-	op.Return = c.Hist.now()
-	op.Outcome, op.Hops, op.Err = rep.outcome, rep.hops, rep.err
-	op.Server, op.Epoch = rep.server, rep.epoch
-	c.Hist.add(op)
-	return op
+	return c.record(op, c.call(ctx, http.MethodPut, "/master/weights", body, true), nil)
 }
 
 // read gets every role's weight and records the call.
 func (c *chaosClient) read(ctx context.Context) chaosOp {
-	op := chaosOp{Client: c.ID, Kind: chaosRead, Call: c.Hist.now()}
-	rep := c.call(ctx, http.MethodGet, "/master/weights", nil, false)
-	op.Return = c.Hist.now()
-	op.Outcome, op.Hops, op.Err = rep.outcome, rep.hops, rep.err
-	op.Server, op.Epoch = rep.server, rep.epoch
-	if op.Outcome == chaosOK {
-		ws, err := decodeWeights(rep.body)
-		if err != nil {
-			op.Outcome, op.Err = chaosFailed, err.Error()
-		} else {
-			op.Weights = ws
+	return c.readTarget(ctx, targetWeights)
+}
+
+// readTarget gets target's part of the registry and records the call.
+func (c *chaosClient) readTarget(ctx context.Context, target chaosTarget) chaosOp {
+	path, decode := "/master/weights", decodeWeights
+	switch target {
+	case targetQuota:
+		path, decode = "/master/quota", decodeQuota
+	case targetSchedule:
+		path, decode = "/master/maintenance/schedule", decodeSchedule
+	}
+	op := chaosOp{Client: c.ID, Kind: chaosRead, Target: target, Call: c.Hist.now()}
+	op = c.record(op, c.call(ctx, http.MethodGet, path, nil, false), decode)
+	if target == targetQuota && op.Outcome == chaosOK {
+		c.hasQuota = map[string]bool{}
+		for r := range op.Weights {
+			c.hasQuota[r] = true
 		}
 	}
-	c.Hist.add(op)
 	return op
+}
+
+// readAll reads the weights, the quota and the schedule, in that order,
+// and returns the first that failed, or the last.
+func (c *chaosClient) readAll(ctx context.Context) chaosOp {
+	var last chaosOp
+	for _, t := range []chaosTarget{targetWeights, targetQuota, targetSchedule} {
+		last = c.readTarget(ctx, t)
+		if last.Outcome != chaosOK {
+			return last
+		}
+	}
+	return last
+}
+
+// quotaConflict starts the error of a quota write refused because of the
+// role's state (set while it has quota, or removed while it has none): an
+// expected 400 under concurrent clients, not a malformed request, so the
+// error does not start with the status.
+const quotaConflict = "conflict: "
+
+// setQuota gives role a quota whose cpus guarantee is a fresh unique value,
+// and records the call.
+func (c *chaosClient) setQuota(ctx context.Context, role string) chaosOp {
+	seq := c.Hist.nextWeight()
+	body, _ := json.Marshal(map[string]any{
+		"role":      role,
+		"guarantee": []master.Resource{{Name: "cpus", Type: "SCALAR", Scalar: master.Scalar{Value: float64(seq)}}},
+	})
+	op := chaosOp{Client: c.ID, Kind: chaosWrite, Target: targetQuota, Role: role, Weight: float64(seq), Call: c.Hist.now()}
+	rep := c.call(ctx, http.MethodPost, "/master/quota", body, true)
+	if rep.outcome == chaosFailed && strings.HasPrefix(rep.err, "400 ") && strings.Contains(rep.err, "already has quota") {
+		rep.err = quotaConflict + rep.err
+	}
+	op = c.record(op, rep, nil)
+	c.learnQuota(op, true)
+	return op
+}
+
+// removeQuota removes role's quota and records the call.
+func (c *chaosClient) removeQuota(ctx context.Context, role string) chaosOp {
+	op := chaosOp{Client: c.ID, Kind: chaosWrite, Target: targetQuota, Role: role, Call: c.Hist.now()}
+	rep := c.call(ctx, http.MethodDelete, "/master/quota/"+role, nil, true)
+	if rep.outcome == chaosFailed && strings.HasPrefix(rep.err, "400 ") && strings.Contains(rep.err, "has no quota set") {
+		rep.err = quotaConflict + rep.err
+	}
+	op = c.record(op, rep, nil)
+	c.learnQuota(op, false)
+	return op
+}
+
+// learnQuota updates what the client believes of op's role after a set
+// (set true) or a removal: acknowledged, or refused for a conflict (a set
+// because the role has quota, a removal because it has none), the role has
+// quota after a set and none after a removal.
+func (c *chaosClient) learnQuota(op chaosOp, set bool) {
+	if c.hasQuota == nil {
+		c.hasQuota = map[string]bool{}
+	}
+	if op.Outcome == chaosOK || strings.HasPrefix(op.Err, quotaConflict) {
+		c.hasQuota[op.Role] = set
+	}
+}
+
+// scheduleStart is the start of every scheduled window: a fixed time in the
+// future, so the schedule never depends on the clock.
+var scheduleStart = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+
+// scheduleHost is the hostname of the machine a schedule write of seq names.
+func scheduleHost(seq int64) string { return "s" + strconv.FormatInt(seq, 10) + ".chaos" }
+
+// writeSchedule replaces the maintenance schedule with one window of one
+// machine whose hostname carries a fresh unique value, and records the call.
+func (c *chaosClient) writeSchedule(ctx context.Context) chaosOp {
+	seq := c.Hist.nextWeight()
+	body, _ := json.Marshal(master.Schedule{Windows: []master.Window{{
+		MachineIDs: []master.MachineID{{Hostname: scheduleHost(seq)}},
+		Unavailability: master.Unavailability{
+			Start:    master.TimeInfo{Nanoseconds: scheduleStart},
+			Duration: &master.DurationInfo{Nanoseconds: int64(time.Hour)},
+		},
+	}}})
+	op := chaosOp{Client: c.ID, Kind: chaosWrite, Target: targetSchedule, Role: scheduleRole, Weight: float64(seq), Call: c.Hist.now()}
+	return c.record(op, c.call(ctx, http.MethodPost, "/master/maintenance/schedule", body, true), nil)
+}
+
+// chaosMalformed is the value a read records for a part of the registry
+// that no write of the workload could have left (no write writes it), so
+// the linearizability check rejects the history.
+const chaosMalformed = -1
+
+// decodeQuota decodes a GET /master/quota body into role → the value of its
+// cpus guarantee; a role whose guarantee is not one cpus scalar gets
+// chaosMalformed.
+func decodeQuota(b []byte) (map[string]float64, error) {
+	var st struct {
+		Infos []struct {
+			Role      string            `json:"role"`
+			Guarantee []master.Resource `json:"guarantee"`
+		} `json:"infos"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("decode quota: %w", err)
+	}
+	vs := make(map[string]float64, len(st.Infos))
+	for _, i := range st.Infos {
+		if _, dup := vs[i.Role]; dup {
+			return nil, fmt.Errorf("decode quota: role %q listed twice", i.Role)
+		}
+		vs[i.Role] = chaosMalformed
+		if len(i.Guarantee) == 1 && i.Guarantee[0].Name == "cpus" {
+			vs[i.Role] = i.Guarantee[0].Scalar.Value
+		}
+	}
+	return vs, nil
+}
+
+// decodeSchedule decodes a GET /master/maintenance/schedule body: an empty
+// schedule has no value; one window of one machine named by scheduleHost,
+// with the workload's unavailability, has the value the hostname carries;
+// any other schedule is chaosMalformed.
+func decodeSchedule(b []byte) (map[string]float64, error) {
+	var s master.Schedule
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("decode schedule: %w", err)
+	}
+	if len(s.Windows) == 0 {
+		return map[string]float64{}, nil
+	}
+	v := float64(chaosMalformed)
+	if w := s.Windows; len(w) == 1 && len(w[0].MachineIDs) == 1 && w[0].MachineIDs[0].IP == "" &&
+		w[0].Unavailability.Start.Nanoseconds == scheduleStart &&
+		w[0].Unavailability.Duration != nil && w[0].Unavailability.Duration.Nanoseconds == int64(time.Hour) {
+		h := w[0].MachineIDs[0].Hostname
+		if num, ok := strings.CutSuffix(strings.TrimPrefix(h, "s"), ".chaos"); ok {
+			if seq, err := strconv.ParseInt(num, 10, 64); err == nil && seq > 0 && scheduleHost(seq) == h {
+				v = float64(seq)
+			}
+		}
+	}
+	return map[string]float64{scheduleRole: v}, nil
 }
 
 // decodeWeights decodes a GET /master/weights body.
@@ -211,13 +377,52 @@ func decodeWeights(b []byte) (map[string]float64, error) {
 	return ws, nil
 }
 
-// chaosWorkload is what clients do: half reads, half writes; of the writes,
-// one in LedgerEvery goes to a fresh ledger role, the others to one of
-// Registers register roles.
+// chaosWorkload is what clients do: half reads, half writes. One call in
+// QuotaEvery is about the quota (of QuotaRoles roles "q<n>"), one of the
+// rest in ScheduleEvery about the maintenance schedule, and the others
+// about the weights: of their writes, one in LedgerEvery goes to a fresh
+// ledger role, the others to one of Registers register roles. A zero
+// QuotaEvery or ScheduleEvery leaves that part out.
 type chaosWorkload struct {
-	Registers   int
-	LedgerEvery int
-	Interval    time.Duration // between a client's calls
+	Registers     int
+	LedgerEvery   int
+	QuotaRoles    int
+	QuotaEvery    int
+	ScheduleEvery int
+	Interval      time.Duration // between a client's calls
+}
+
+// defaultChaosWorkload is the harness's mix: 80 % of the calls on the
+// weights, 15 % on the quota of 4 roles, 5 % on the schedule; half of each
+// are writes.
+func defaultChaosWorkload(interval time.Duration) chaosWorkload {
+	return chaosWorkload{Registers: 8, LedgerEvery: 5, QuotaRoles: 4, QuotaEvery: 7, ScheduleEvery: 17, Interval: interval}
+}
+
+// step issues one operation drawn from wl.
+func (c *chaosClient) step(ctx context.Context, rng *rand.Rand, wl chaosWorkload) chaosOp {
+	switch {
+	case wl.QuotaEvery > 0 && wl.QuotaRoles > 0 && rng.IntN(wl.QuotaEvery) == 0:
+		if rng.IntN(2) == 0 {
+			return c.readTarget(ctx, targetQuota)
+		}
+		role := "q" + strconv.Itoa(rng.IntN(wl.QuotaRoles))
+		if c.hasQuota[role] {
+			return c.removeQuota(ctx, role)
+		}
+		return c.setQuota(ctx, role)
+	case wl.ScheduleEvery > 0 && rng.IntN(wl.ScheduleEvery) == 0:
+		if rng.IntN(2) == 0 {
+			return c.readTarget(ctx, targetSchedule)
+		}
+		return c.writeSchedule(ctx)
+	case rng.IntN(2) == 0:
+		return c.read(ctx)
+	case wl.LedgerEvery > 0 && rng.IntN(wl.LedgerEvery) == 0:
+		return c.write(ctx, "")
+	default:
+		return c.write(ctx, "r"+strconv.Itoa(rng.IntN(wl.Registers)))
+	}
 }
 
 // run issues operations until ctx ends.
@@ -225,14 +430,7 @@ func (c *chaosClient) run(ctx context.Context, rng *rand.Rand, wl chaosWorkload)
 	tick := time.NewTicker(wl.Interval)
 	defer tick.Stop()
 	for {
-		switch {
-		case rng.IntN(2) == 0:
-			c.read(ctx)
-		case wl.LedgerEvery > 0 && rng.IntN(wl.LedgerEvery) == 0:
-			c.write(ctx, "")
-		default:
-			c.write(ctx, "r"+strconv.Itoa(rng.IntN(wl.Registers)))
-		}
+		c.step(ctx, rng, wl)
 		select {
 		case <-ctx.Done():
 			return
@@ -241,16 +439,20 @@ func (c *chaosClient) run(ctx context.Context, rng *rand.Rand, wl chaosWorkload)
 	}
 }
 
-// fakeWeightsMaster imitates a master's /master/weights: as leader it keeps
-// the weights; otherwise it redirects to Leader or answers 503.
+// fakeWeightsMaster imitates a master's /master/weights, /master/quota and
+// /master/maintenance/schedule: as leader it keeps them, refusing a quota
+// set or removal that conflicts with the role's state as the master does;
+// otherwise it redirects to Leader or answers 503.
 type fakeWeightsMaster struct {
-	mu      sync.Mutex
-	leader  string // "" = this one leads; "none" = no leader known; else host:port
-	weights map[string]float64
-	hang    chan struct{} // when non-nil, requests block until it is closed
-	drop    bool          // close the connection after reading the request
-	status  int           // when non-zero, the answer to every request
-	epoch   int64         // as leader: its leadership epoch header, if non-zero
+	mu       sync.Mutex
+	leader   string // "" = this one leads; "none" = no leader known; else host:port
+	weights  map[string]float64
+	quota    map[string]float64 // role → cpus guarantee
+	schedule []byte             // the last schedule posted (nil: none)
+	hang     chan struct{}      // when non-nil, requests block until it is closed
+	drop     bool               // close the connection after reading the request
+	status   int                // when non-zero, the answer to every request
+	epoch    int64              // as leader: its leadership epoch header, if non-zero
 }
 
 func (f *fakeWeightsMaster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -288,12 +490,65 @@ func (f *fakeWeightsMaster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":"no leader"}`, http.StatusServiceUnavailable)
 		return
 	default:
-		w.Header().Set("Location", "//"+leader+"/master/weights")
+		w.Header().Set("Location", "//"+leader+r.URL.Path)
 		w.WriteHeader(http.StatusTemporaryRedirect)
 		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	switch path := r.URL.Path; {
+	case path == "/master/weights":
+		f.serveWeights(w, r)
+	case path == "/master/quota" && r.Method == http.MethodGet:
+		st := map[string]any{}
+		var infos []map[string]any
+		for role, v := range f.quota {
+			infos = append(infos, map[string]any{"role": role, "guarantee": []master.Resource{{Name: "cpus", Type: "SCALAR", Scalar: master.Scalar{Value: v}}}})
+		}
+		if infos != nil {
+			st["infos"] = infos
+		}
+		_ = json.NewEncoder(w).Encode(st)
+	case path == "/master/quota" && r.Method == http.MethodPost:
+		var q struct {
+			Role      string            `json:"role"`
+			Guarantee []master.Resource `json:"guarantee"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&q); err != nil || len(q.Guarantee) != 1 {
+			http.Error(w, fmt.Sprintf("bad quota request (%v)", err), http.StatusBadRequest)
+			return
+		}
+		if _, ok := f.quota[q.Role]; ok {
+			http.Error(w, "Failed to validate set quota request: Quota cannot be set for a role that already has quota", http.StatusBadRequest)
+			return
+		}
+		f.quota[q.Role] = q.Guarantee[0].Scalar.Value
+	case strings.HasPrefix(path, "/master/quota/") && r.Method == http.MethodDelete:
+		role := strings.TrimPrefix(path, "/master/quota/")
+		if _, ok := f.quota[role]; !ok {
+			http.Error(w, "Failed to remove quota: Role '"+role+"' has no quota set", http.StatusBadRequest)
+			return
+		}
+		delete(f.quota, role)
+	case path == "/master/maintenance/schedule" && r.Method == http.MethodGet:
+		if f.schedule == nil {
+			_, _ = w.Write([]byte("{}"))
+			return
+		}
+		_, _ = w.Write(f.schedule)
+	case path == "/master/maintenance/schedule" && r.Method == http.MethodPost:
+		b, err := io.ReadAll(r.Body)
+		if err != nil || !json.Valid(b) {
+			http.Error(w, "bad schedule", http.StatusBadRequest)
+			return
+		}
+		f.schedule = b
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (f *fakeWeightsMaster) serveWeights(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet:
 		var infos []map[string]any
@@ -420,8 +675,8 @@ func TestChaosClient(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			leader := &fakeWeightsMaster{weights: map[string]float64{}, epoch: 200}
-			follower := &fakeWeightsMaster{weights: map[string]float64{}, epoch: 100}
+			leader := &fakeWeightsMaster{weights: map[string]float64{}, quota: map[string]float64{}, epoch: 200}
+			follower := &fakeWeightsMaster{weights: map[string]float64{}, quota: map[string]float64{}, epoch: 100}
 			// Closed after the cleanups setup registers.
 			ls := httptest.NewServer(leader)
 			t.Cleanup(ls.Close)

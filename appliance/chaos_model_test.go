@@ -13,22 +13,30 @@ import (
 	"github.com/anishathalye/porcupine"
 )
 
-// The chaos harness checks the weights registry (a map role → weight) in two
-// ways. Register roles ("r0", "r1", …) are overwritten by many writes and
-// checked for linearizability with porcupine, partitioned by role. Ledger
-// roles ("l<seq>") are written once each, never overwritten, and checked
-// directly: an acknowledged ledger write must be visible to every read
-// invoked after it returned, and to the final read on the leader.
+// The chaos harness checks three parts of the registry. The weights (a map
+// role → weight) are checked in two ways. Register roles ("r0", "r1", …) are
+// overwritten by many writes and checked for linearizability with porcupine,
+// partitioned by role. Ledger roles ("l<seq>") are written once each, never
+// overwritten, and checked directly: an acknowledged ledger write must be
+// visible to every read invoked after it returned, and to the final read on
+// the leader.
 //
-// Every write carries a weight unique in the run (a global sequence number),
-// so a read's value names the one write it came from.
+// Quota roles ("q0", "q1", …) are registers too: a set's guarantee is its
+// sequence number, a removal writes 0 (no quota). The maintenance schedule
+// is one register: a write replaces it with one window whose machine's
+// hostname carries the sequence number (0 = no schedule). Both are checked
+// with porcupine like the weight registers, each quota role and the
+// schedule in a partition of its own.
+//
+// Every write carries a value unique in the run (a global sequence number),
+// except a quota removal, so a read's value names the one write it came from.
 
 // chaosOpKind is the kind of one recorded registry operation.
 type chaosOpKind int
 
 const (
-	chaosWrite chaosOpKind = iota + 1 // PUT /master/weights with one role
-	chaosRead                         // GET /master/weights
+	chaosWrite chaosOpKind = iota + 1 // PUT /master/weights with one role; POST or DELETE quota; POST the schedule
+	chaosRead                         // GET /master/weights, /master/quota or /master/maintenance/schedule
 )
 
 func (k chaosOpKind) String() string {
@@ -40,6 +48,30 @@ func (k chaosOpKind) String() string {
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
+
+// chaosTarget is the part of the registry an operation reads or writes.
+type chaosTarget int
+
+const (
+	targetWeights  chaosTarget = iota // the weights (the zero value)
+	targetQuota                       // the quota of roles "q<n>"
+	targetSchedule                    // the maintenance schedule
+)
+
+func (t chaosTarget) String() string {
+	switch t {
+	case targetWeights:
+		return "weights"
+	case targetQuota:
+		return "quota"
+	case targetSchedule:
+		return "schedule"
+	}
+	return "target(" + strconv.Itoa(int(t)) + ")"
+}
+
+// scheduleRole is the Role of the schedule's operations: it is one register.
+const scheduleRole = "schedule"
 
 // chaosOutcome is what a client learnt about one operation.
 type chaosOutcome int
@@ -65,14 +97,17 @@ func (o chaosOutcome) String() string {
 // chaosOp is one recorded client call. Times are nanoseconds since the run
 // started (monotonic).
 type chaosOp struct {
-	Client  int                `json:"client"`
-	Kind    chaosOpKind        `json:"kind"`
-	Role    string             `json:"role,omitempty"`   // write: the role written
-	Weight  float64            `json:"weight,omitempty"` // write: the unique weight
+	Client int         `json:"client"`
+	Kind   chaosOpKind `json:"kind"`
+	// Target is the registry part; the zero value, the weights, is left
+	// out of the history file.
+	Target  chaosTarget        `json:"target,omitempty"`
+	Role    string             `json:"role,omitempty"`   // write: the role written (scheduleRole for the schedule)
+	Weight  float64            `json:"weight,omitempty"` // write: the unique value (0: a quota removal)
 	Call    int64              `json:"call"`
 	Return  int64              `json:"return"` // when the client gave up or got its answer
 	Outcome chaosOutcome       `json:"outcome"`
-	Weights map[string]float64 `json:"weights,omitempty"` // read: what it returned
+	Weights map[string]float64 `json:"weights,omitempty"` // read: what it returned, role → value (the schedule: scheduleRole → its value, absent if empty)
 	Hops    []string           `json:"hops,omitempty"`    // masters asked, in order, with their answers
 	Err     string             `json:"error,omitempty"`
 	// Server is the master that answered an acknowledged call (host:port),
@@ -85,30 +120,45 @@ type chaosOp struct {
 // isLedgerRole reports whether role is a write-once ledger role.
 func isLedgerRole(role string) bool { return strings.HasPrefix(role, "l") }
 
+// ledgerWrite reports whether op writes a write-once ledger role's weight.
+func (op chaosOp) ledgerWrite() bool {
+	return op.Kind == chaosWrite && op.Target == targetWeights && isLedgerRole(op.Role)
+}
+
+// registerKey names the porcupine partition of target's role.
+func registerKey(target chaosTarget, role string) string {
+	if target == targetWeights {
+		return role
+	}
+	return target.String() + "/" + role
+}
+
 // chaosInput is a porcupine operation's input: one write, or a read
-// projected onto one role.
+// projected onto one register.
 type chaosInput struct {
 	Kind   chaosOpKind
-	Role   string
-	Weight float64 // write: the weight written
+	Target chaosTarget
+	Key    string  // the register (registerKey); empty for a whole read
+	Weight float64 // write: the value written
 	// Unknown marks a write whose outcome the client does not know.
 	Unknown bool
 }
 
-// chaosOutput is a porcupine operation's output: for a read, the whole map
-// until the partition projects it onto Role, then the role's weight.
+// chaosOutput is a porcupine operation's output: for a read, the whole
+// target until the partition projects it onto Key, then the register's
+// value.
 type chaosOutput struct {
-	Weights map[string]float64 // whole read, before projection
-	Weight  float64            // projected read: the role's weight, 0 if absent
+	Values map[string]float64 // whole read, before projection: key → value
+	Weight float64            // projected read: the register's value, 0 if absent
 }
 
 // chaosInfinity is the return time of an operation that never returned, for
 // porcupine: it can be linearized at any point after its call.
 const chaosInfinity = math.MaxInt64
 
-// chaosModel is the weights registry's sequential specification, partitioned
-// by register role: each partition is one register whose state is the weight
-// (0 = the role has no weight).
+// chaosModel is the registry's sequential specification, partitioned by
+// register (a weight role, a quota role, the schedule): each partition is
+// one register whose state is its value (0 = none).
 func chaosModel() porcupine.Model {
 	return porcupine.Model{
 		Partition: partitionByRole,
@@ -127,61 +177,67 @@ func chaosModel() porcupine.Model {
 		DescribeOperation: func(input, output any) string {
 			in := input.(chaosInput)
 			if in.Kind == chaosWrite {
-				s := fmt.Sprintf("put(%s, %v)", in.Role, in.Weight)
+				s := fmt.Sprintf("put(%s, %v)", in.Key, in.Weight)
+				if in.Weight == 0 {
+					s = fmt.Sprintf("remove(%s)", in.Key)
+				}
 				if in.Unknown {
 					s += " ?"
 				}
 				return s
 			}
-			return fmt.Sprintf("get(%s) → %v", in.Role, output.(chaosOutput).Weight)
+			return fmt.Sprintf("get(%s) → %v", in.Key, output.(chaosOutput).Weight)
 		},
 		DescribeState: func(state any) string { return fmt.Sprint(state.(float64)) },
 	}
 }
 
-// partitionByRole splits a history into one per register role: writes go to
-// their role's history; each read is projected onto every role (its output
-// becomes that role's weight).
+// partitionByRole splits a history into one per register: writes go to
+// their register's history; each read is projected onto every register of
+// its target (its output becomes that register's value, 0 if absent).
 func partitionByRole(history []porcupine.Operation) [][]porcupine.Operation {
-	roles := map[string]bool{}
+	keys := map[string]chaosTarget{}
 	for _, op := range history {
 		in := op.Input.(chaosInput)
 		if in.Kind == chaosWrite {
-			roles[in.Role] = true
+			keys[in.Key] = in.Target
 			continue
 		}
-		for r := range op.Output.(chaosOutput).Weights {
-			roles[r] = true
+		for k := range op.Output.(chaosOutput).Values {
+			keys[k] = in.Target
 		}
 	}
-	names := make([]string, 0, len(roles))
-	for r := range roles {
-		names = append(names, r)
+	names := make([]string, 0, len(keys))
+	for k := range keys {
+		names = append(names, k)
 	}
 	sort.Strings(names)
 	idx := make(map[string]int, len(names))
-	for i, r := range names {
-		idx[r] = i
+	for i, k := range names {
+		idx[k] = i
 	}
 	parts := make([][]porcupine.Operation, len(names))
 	for _, op := range history {
 		in := op.Input.(chaosInput)
 		if in.Kind == chaosWrite {
-			parts[idx[in.Role]] = append(parts[idx[in.Role]], op)
+			parts[idx[in.Key]] = append(parts[idx[in.Key]], op)
 			continue
 		}
-		ws := op.Output.(chaosOutput).Weights
-		for i, r := range names {
+		vs := op.Output.(chaosOutput).Values
+		for i, k := range names {
+			if keys[k] != in.Target {
+				continue
+			}
 			p := op
-			p.Input = chaosInput{Kind: chaosRead, Role: r}
-			p.Output = chaosOutput{Weight: ws[r]}
+			p.Input = chaosInput{Kind: chaosRead, Target: in.Target, Key: k}
+			p.Output = chaosOutput{Weight: vs[k]}
 			parts[i] = append(parts[i], p)
 		}
 	}
 	return parts
 }
 
-// porcupineHistory turns the register-role part of a recorded history into
+// porcupineHistory turns the register part of a recorded history into
 // porcupine operations: failed operations are left out (they had no effect);
 // ledger roles are left out of writes and reads (checkLedger checks them).
 //
@@ -191,8 +247,15 @@ func partitionByRole(history []porcupine.Operation) [][]porcupine.Operation {
 // returned, so its return is the earliest such read's return; any other
 // unknown write never returns (chaosInfinity). Both keep the check exact while
 // sparing porcupine a search over operations that cannot matter.
+//
+// A quota removal writes 0, which no read can tell from another removal's:
+// an unknown one is left out when no read of its role that saw no quota
+// returned after it was invoked (none can be explained by it), and otherwise
+// never returns.
 func porcupineHistory(ops []chaosOp) []porcupine.Operation {
-	seen := map[float64]int64{} // weight → earliest return of a read that saw it
+	seen := map[float64]int64{}    // value → earliest return of a read that saw it
+	lastZero := map[string]int64{} // register → latest return of a read that saw it 0
+	readsOf := map[chaosTarget][]chaosOp{}
 	for _, op := range ops {
 		if op.Kind != chaosRead || op.Outcome != chaosOK {
 			continue
@@ -202,36 +265,58 @@ func porcupineHistory(ops []chaosOp) []porcupine.Operation {
 				seen[w] = op.Return
 			}
 		}
+		readsOf[op.Target] = append(readsOf[op.Target], op)
+	}
+	for _, op := range ops {
+		if op.Kind == chaosWrite && op.Weight == 0 && op.Outcome == chaosUnknown {
+			k := registerKey(op.Target, op.Role)
+			if _, done := lastZero[k]; done {
+				continue
+			}
+			lastZero[k] = -1
+			for _, rd := range readsOf[op.Target] {
+				if rd.Weights[op.Role] == 0 {
+					lastZero[k] = max(lastZero[k], rd.Return)
+				}
+			}
+		}
 	}
 	var out []porcupine.Operation
 	for _, op := range ops {
-		if op.Outcome == chaosFailed || isLedgerRole(op.Role) {
+		if op.Outcome == chaosFailed || op.ledgerWrite() {
 			continue
 		}
 		switch op.Kind {
 		case chaosWrite:
-			in := chaosInput{Kind: chaosWrite, Role: op.Role, Weight: op.Weight}
+			in := chaosInput{Kind: chaosWrite, Target: op.Target, Key: registerKey(op.Target, op.Role), Weight: op.Weight}
 			ret := op.Return
 			if op.Outcome == chaosUnknown {
-				t, ok := seen[op.Weight]
-				if !ok {
-					continue
-				}
 				in.Unknown = true
-				ret = max(t, op.Call)
+				if op.Weight == 0 {
+					if lastZero[in.Key] < op.Call {
+						continue
+					}
+					ret = chaosInfinity
+				} else {
+					t, ok := seen[op.Weight]
+					if !ok {
+						continue
+					}
+					ret = max(t, op.Call)
+				}
 			}
 			out = append(out, porcupine.Operation{ClientId: op.Client, Input: in, Call: op.Call, Output: chaosOutput{}, Return: ret})
 		case chaosRead:
 			if op.Outcome != chaosOK {
 				continue
 			}
-			ws := map[string]float64{}
+			vs := map[string]float64{}
 			for r, w := range op.Weights {
-				if !isLedgerRole(r) {
-					ws[r] = w
+				if op.Target != targetWeights || !isLedgerRole(r) {
+					vs[registerKey(op.Target, r)] = w
 				}
 			}
-			out = append(out, porcupine.Operation{ClientId: op.Client, Input: chaosInput{Kind: chaosRead}, Call: op.Call, Output: chaosOutput{Weights: ws}, Return: op.Return})
+			out = append(out, porcupine.Operation{ClientId: op.Client, Input: chaosInput{Kind: chaosRead, Target: op.Target}, Call: op.Call, Output: chaosOutput{Values: vs}, Return: op.Return})
 		}
 	}
 	return out
@@ -248,7 +333,7 @@ func checkLedger(ops []chaosOp, limit int) []string {
 	}
 	ls := map[string]*ledger{}
 	for _, op := range ops {
-		if op.Kind == chaosWrite && isLedgerRole(op.Role) && op.Outcome != chaosFailed {
+		if op.ledgerWrite() && op.Outcome != chaosFailed {
 			ls[op.Role] = &ledger{write: op, firstSeen: chaosInfinity}
 		}
 	}
@@ -260,7 +345,7 @@ func checkLedger(ops []chaosOp, limit int) []string {
 	}
 	var reads []chaosOp
 	for _, op := range ops {
-		if op.Kind != chaosRead || op.Outcome != chaosOK {
+		if op.Kind != chaosRead || op.Outcome != chaosOK || op.Target != targetWeights {
 			continue
 		}
 		reads = append(reads, op)

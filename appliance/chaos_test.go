@@ -392,7 +392,7 @@ func runChaos(t *testing.T, bin string, cfg chaosConfig) *chaosResult {
 		for range cfg.Clients {
 			c := &chaosClient{ID: id, Base: cc.url(i), HTTP: newChaosHTTPClient(), Timeout: 3 * time.Second, MaxHops: 4, Hist: hist}
 			rng := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(id)))
-			wg.Go(func() { c.run(cctx, rng, chaosWorkload{Registers: 8, LedgerEvery: 5, Interval: cfg.Interval}) })
+			wg.Go(func() { c.run(cctx, rng, defaultChaosWorkload(cfg.Interval)) })
 			id++
 		}
 	}
@@ -436,8 +436,8 @@ func runChaos(t *testing.T, bin string, cfg chaosConfig) *chaosResult {
 		res.Problems = append(res.Problems, "no leader once quiet: "+err.Error())
 	} else {
 		fc := &chaosClient{ID: id, Base: cc.url(final), HTTP: newChaosHTTPClient(), Timeout: 10 * time.Second, MaxHops: 1, Hist: hist}
-		if op := fc.read(ctx); op.Outcome != chaosOK {
-			res.Problems = append(res.Problems, fmt.Sprintf("final read of the weights on the leader m%d failed: %s", final+1, op.Err))
+		if op := fc.readAll(ctx); op.Outcome != chaosOK {
+			res.Problems = append(res.Problems, fmt.Sprintf("final read of the %s on the leader m%d failed: %s", op.Target, final+1, op.Err))
 		}
 	}
 
