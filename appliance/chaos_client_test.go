@@ -173,6 +173,9 @@ func (c *chaosClient) record(op chaosOp, rep chaosReply, decode func([]byte) (ma
 			op.Outcome, op.Err = chaosFailed, err.Error()
 		} else {
 			op.Weights = vs
+			if op.Target == targetWeights {
+				op.compactLedger()
+			}
 		}
 	}
 	c.Hist.add(op)
@@ -185,7 +188,7 @@ func (c *chaosClient) write(ctx context.Context, role string) chaosOp {
 	seq := c.Hist.nextWeight()
 	w := float64(seq)
 	if role == "" {
-		role = "l" + strconv.FormatInt(seq, 10)
+		role = ledgerRole(seq)
 	}
 	body, _ := json.Marshal([]map[string]any{{"role": role, "weight": w}})
 	op := chaosOp{Client: c.ID, Kind: chaosWrite, Role: role, Weight: w, Call: c.Hist.now()}
@@ -582,6 +585,7 @@ func TestChaosClient(t *testing.T) {
 		outcome chaosOutcome
 		hops    int
 		weights map[string]float64 // read: want
+		ledger  []int64            // read: want, the ledger roles seen
 	}
 	tests := []struct {
 		name  string
@@ -606,7 +610,7 @@ func TestChaosClient(t *testing.T) {
 			steps: []step{
 				{write: true, role: "r1", outcome: chaosOK, hops: 2},
 				{write: true, role: "", outcome: chaosOK, hops: 2},
-				{outcome: chaosOK, hops: 2, weights: map[string]float64{"r1": 1, "l2": 2}},
+				{outcome: chaosOK, hops: 2, weights: map[string]float64{"r1": 1}, ledger: []int64{2}},
 			},
 		},
 		{
@@ -723,6 +727,9 @@ func TestChaosClient(t *testing.T) {
 				if !s.write && s.outcome == chaosOK {
 					if diff := cmp.Diff(s.weights, op.Weights); diff != "" {
 						t.Errorf("step %d: read weights (-want +got):\n%s", i, diff)
+					}
+					if diff := cmp.Diff(s.ledger, op.Ledger); diff != "" {
+						t.Errorf("step %d: read ledger (-want +got):\n%s", i, diff)
 					}
 				}
 			}

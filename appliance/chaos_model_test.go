@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/google/go-cmp/cmp"
 )
 
 // The chaos harness checks three parts of the registry. The weights (a map
@@ -108,8 +110,14 @@ type chaosOp struct {
 	Return  int64              `json:"return"` // when the client gave up or got its answer
 	Outcome chaosOutcome       `json:"outcome"`
 	Weights map[string]float64 `json:"weights,omitempty"` // read: what it returned, role → value (the schedule: scheduleRole → its value, absent if empty)
-	Hops    []string           `json:"hops,omitempty"`    // masters asked, in order, with their answers
-	Err     string             `json:"error,omitempty"`
+	// Ledger holds, sorted, the sequence numbers n of the ledger roles a
+	// weights read saw as "l<n>" with weight n, which Weights then leaves
+	// out: every read sees every ledger role written so far, so a map
+	// would make a history's size grow with the square of its length.
+	// A ledger role with any other weight stays in Weights.
+	Ledger []int64  `json:"ledger,omitempty"`
+	Hops   []string `json:"hops,omitempty"` // masters asked, in order, with their answers
+	Err    string   `json:"error,omitempty"`
 	// Server is the master that answered an acknowledged call (host:port),
 	// Epoch the leadership it served under (its master.LeaderEpochHeader,
 	// 0 if absent); checkStaleReads checks them.
@@ -119,6 +127,48 @@ type chaosOp struct {
 
 // isLedgerRole reports whether role is a write-once ledger role.
 func isLedgerRole(role string) bool { return strings.HasPrefix(role, "l") }
+
+// ledgerRole is the ledger role written with seq.
+func ledgerRole(seq int64) string { return "l" + strconv.FormatInt(seq, 10) }
+
+// compactLedger moves from op.Weights to op.Ledger the ledger roles whose
+// weight is the sequence number they are named after.
+func (op *chaosOp) compactLedger() {
+	for r, w := range op.Weights {
+		if seq := int64(w); isLedgerRole(r) && float64(seq) == w && ledgerRole(seq) == r {
+			op.Ledger = append(op.Ledger, seq)
+			delete(op.Weights, r)
+		}
+	}
+	slices.Sort(op.Ledger)
+}
+
+// ledgerSeen calls yield with each ledger role a read saw, and its weight.
+func (op chaosOp) ledgerSeen(yield func(role string, w float64) bool) {
+	for _, seq := range op.Ledger {
+		if !yield(ledgerRole(seq), float64(seq)) {
+			return
+		}
+	}
+	for r, w := range op.Weights {
+		if isLedgerRole(r) && !yield(r, w) {
+			return
+		}
+	}
+}
+
+// sawLedger reports whether a read saw ledger role r (with any weight).
+func (op chaosOp) sawLedger(r string) bool {
+	if _, ok := op.Weights[r]; ok {
+		return true
+	}
+	seq, err := strconv.ParseInt(strings.TrimPrefix(r, "l"), 10, 64)
+	if err != nil {
+		return false
+	}
+	_, found := slices.BinarySearch(op.Ledger, seq)
+	return found
+}
 
 // ledgerWrite reports whether op writes a write-once ledger role's weight.
 func (op chaosOp) ledgerWrite() bool {
@@ -349,10 +399,7 @@ func checkLedger(ops []chaosOp, limit int) []string {
 			continue
 		}
 		reads = append(reads, op)
-		for r, w := range op.Weights {
-			if !isLedgerRole(r) {
-				continue
-			}
+		for r, w := range op.ledgerSeen {
 			l, ok := ls[r]
 			switch {
 			case !ok:
@@ -379,7 +426,7 @@ func checkLedger(ops []chaosOp, limit int) []string {
 		}
 		for _, rd := range reads {
 			if rd.Call > visible {
-				if _, ok := rd.Weights[r]; !ok {
+				if !rd.sawLedger(r) {
 					why := "was acknowledged"
 					if l.firstSeen == visible {
 						why = "was seen by an earlier read"
@@ -512,12 +559,45 @@ func TestChaosLedger(t *testing.T) {
 		{"register roles ignored", []chaosOp{w("r1", 1, 0, 10, chaosOK), r(20, 30, nil)}, 0},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			got := checkLedger(tc.ops, 10)
-			if len(got) != tc.bad {
-				t.Errorf("history %+v: got %d violations %q, want %d", tc.ops, len(got), got, tc.bad)
-			}
-		})
+		for _, compact := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/compact=%v", tc.name, compact), func(t *testing.T) {
+				t.Parallel()
+				ops := tc.ops
+				if compact {
+					ops = nil
+					for _, op := range tc.ops {
+						op.Weights = maps.Clone(op.Weights)
+						op.compactLedger()
+						ops = append(ops, op)
+					}
+				}
+				got := checkLedger(ops, 10)
+				if len(got) != tc.bad {
+					t.Errorf("history %+v: got %d violations %q, want %d", ops, len(got), got, tc.bad)
+				}
+			})
+		}
+	}
+}
+
+func TestChaosCompactLedger(t *testing.T) {
+	t.Parallel()
+	op := chaosOp{Kind: chaosRead, Weights: map[string]float64{"l5": 5, "l12": 12, "l6": 7, "r1": 1, "lx": 3, "l07": 7, "l8": 8.5}}
+	op.compactLedger()
+	want := chaosOp{Kind: chaosRead, Weights: map[string]float64{"l6": 7, "r1": 1, "lx": 3, "l07": 7, "l8": 8.5}, Ledger: []int64{5, 12}}
+	if diff := cmp.Diff(want, op); diff != "" {
+		t.Errorf("compacted (-want +got):\n%s", diff)
+	}
+	for r, want := range map[string]bool{"l5": true, "l12": true, "l6": true, "l07": true, "l7": false, "l1": false, "lz": false} {
+		if got := op.sawLedger(r); got != want {
+			t.Errorf("sawLedger(%s): got %v, want %v", r, got, want)
+		}
+	}
+	seen := map[string]float64{}
+	for r, w := range op.ledgerSeen {
+		seen[r] = w
+	}
+	if diff := cmp.Diff(map[string]float64{"l5": 5, "l12": 12, "l6": 7, "lx": 3, "l07": 7, "l8": 8.5}, seen); diff != "" {
+		t.Errorf("ledgerSeen (-want +got):\n%s", diff)
 	}
 }
