@@ -112,9 +112,10 @@ type chaosOp struct {
 	Weights map[string]float64 `json:"weights,omitempty"` // read: what it returned, role → value (the schedule: scheduleRole → its value, absent if empty)
 	// Ledger holds, sorted, the sequence numbers n of the ledger roles a
 	// weights read saw as "l<n>" with weight n, which Weights then leaves
-	// out: every read sees every ledger role written so far, so a map
-	// would make a history's size grow with the square of its length.
-	// A ledger role with any other weight stays in Weights.
+	// out. Every read sees every ledger role written so far, so a
+	// history's size still grows with the square of its length, but at 8
+	// bytes an entry rather than a map entry's several tens. A ledger role
+	// with any other weight stays in Weights.
 	Ledger []int64  `json:"ledger,omitempty"`
 	Hops   []string `json:"hops,omitempty"` // masters asked, in order, with their answers
 	Err    string   `json:"error,omitempty"`
