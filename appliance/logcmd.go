@@ -232,13 +232,11 @@ type memberReport struct {
 // learned reports whether the action a, stored by the replica whose hard
 // state is hs, holds the value chosen at its position. It is the one rule
 // that "regent log inspect" (its learned counts and -entries) and the chaos
-// harness's comparison of replicas use. Today it is the action's own Learned
-// flag; hs is passed so that the rule can also count positions below a
-// learned watermark in the hard state (a position there is learned even
-// where its action's flag was never saved).
+// harness's comparison of replicas use: the action's own Learned flag, or a
+// position below the learned watermark in the hard state (a position there
+// is learned even where its action's flag was never saved).
 func learned(hs paxos.HardState, a paxos.Action) bool {
-	_ = hs // TODO(lead): also count a.Position < hs.LearnedTo once paxos.HardState has the watermark (issue 8)
-	return a.Learned
+	return a.Learned || a.Position < hs.LearnedTo
 }
 
 // openReplica opens the store in dir read-only, turning the usual refusals

@@ -31,7 +31,7 @@ import (
 //	action     = uv position, proposal promised, proposal performed,
 //	             byte learned, entry
 //	hardstate  = version, uv replica, uv cluster, uv status, proposal promised,
-//	             membership, uv config_at, uv begin
+//	             membership, uv config_at, uv begin, [uv learned_to]
 //	message    = version, uv type, uv cluster, uv from, uv to, proposal,
 //	             byte flags (1 implicit, 2 config), uv position, uv begin,
 //	             uv end, uv result, uv status, uv count, count × action,
@@ -202,7 +202,13 @@ func AppendHardState(dst []byte, hs paxos.HardState) []byte {
 	dst = appendProposal(dst, hs.Promised)
 	dst = appendMembership(dst, &hs.Membership)
 	dst = binary.AppendUvarint(dst, uint64(hs.ConfigAt))
-	return binary.AppendUvarint(dst, uint64(hs.Begin))
+	dst = binary.AppendUvarint(dst, uint64(hs.Begin))
+	if hs.LearnedTo != 0 {
+		// Optional, last: an encoding without it (an older store's, or
+		// a zero watermark) decodes to LearnedTo == 0.
+		dst = binary.AppendUvarint(dst, uint64(hs.LearnedTo))
+	}
+	return dst
 }
 
 // DecodeHardState decodes an encoding made by [EncodeHardState]. Errors wrap
@@ -220,6 +226,12 @@ func DecodeHardState(b []byte) (paxos.HardState, error) {
 	}
 	hs.ConfigAt = paxos.Position(d.uvarint("config_at"))
 	hs.Begin = paxos.Position(d.uvarint("begin"))
+	if d.err == nil && len(d.buf) > 0 {
+		hs.LearnedTo = paxos.Position(d.uvarint("learned_to"))
+		if d.err == nil && hs.LearnedTo == 0 {
+			d.fail("learned_to: zero is never written")
+		}
+	}
 	if err := d.finish("hard state"); err != nil {
 		return paxos.HardState{}, err
 	}

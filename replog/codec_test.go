@@ -67,6 +67,14 @@ func testHardStates() []paxos.HardState {
 			ConfigAt:   7,
 			Begin:      1000,
 		},
+		{
+			Replica:   5,
+			Cluster:   42,
+			Status:    paxos.StatusVoting,
+			Promised:  paxos.Proposal{Round: 2, Replica: 5},
+			Begin:     1000,
+			LearnedTo: 1 << 40,
+		},
 	}
 }
 
@@ -198,7 +206,18 @@ func TestCodecRejectsEveryTruncation(t *testing.T) {
 	}
 	for _, hs := range testHardStates() {
 		b := EncodeHardState(hs)
+		// The learned watermark is optional, last: the encoding without it
+		// is a whole one (LearnedTo == 0), as an older store wrote it.
+		old := len(b)
+		if hs.LearnedTo != 0 {
+			noWatermark := hs
+			noWatermark.LearnedTo = 0
+			old = len(EncodeHardState(noWatermark))
+		}
 		for n := range len(b) {
+			if n == old {
+				continue
+			}
 			if err := decodeHardStateErr(b[:n]); !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("DecodeHardState(%x) (first %d of %d bytes) = %v, want ErrCorrupt", b[:n], n, len(b), err)
 			}
@@ -334,5 +353,48 @@ func BenchmarkDecodeMessage(b *testing.B) {
 		if _, err := DecodeMessage(buf); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestDecodeHardStateLearnedTo: a hard state written before the learned
+// watermark existed decodes with LearnedTo == 0; a written watermark is read
+// back; an explicit zero (never written) is corrupt.
+func TestDecodeHardStateLearnedTo(t *testing.T) {
+	t.Parallel()
+	// Version 1, replica 1, cluster 0, status EMPTY, promised 0.0,
+	// membership (cluster 0, no members), config_at 0, begin 3: the layout
+	// before learned_to.
+	old := []byte{1, 1, 0, 1, 0, 0, 0, 0, 0, 3}
+	tests := []struct {
+		name    string
+		in      []byte
+		want    paxos.HardState
+		corrupt bool
+	}{
+		{name: "without the field", in: old, want: paxos.HardState{Replica: 1, Status: paxos.StatusEmpty, Begin: 3}},
+		{name: "with the field", in: append(bytes.Clone(old), 9), want: paxos.HardState{Replica: 1, Status: paxos.StatusEmpty, Begin: 3, LearnedTo: 9}},
+		{name: "explicit zero", in: append(bytes.Clone(old), 0), corrupt: true},
+		{name: "trailing byte after it", in: append(bytes.Clone(old), 9, 0), corrupt: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := DecodeHardState(tt.in)
+			if tt.corrupt {
+				if !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("DecodeHardState(%x) = %+v, %v; want ErrCorrupt", tt.in, got, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("DecodeHardState(%x): %v", tt.in, err)
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("DecodeHardState(%x) (-want +got):\n%s", tt.in, diff)
+			}
+			if tt.want.LearnedTo == 0 && !bytes.Equal(EncodeHardState(got), tt.in) {
+				t.Errorf("EncodeHardState(%+v) = %x, want the old layout %x", got, EncodeHardState(got), tt.in)
+			}
+		})
 	}
 }

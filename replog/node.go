@@ -97,6 +97,10 @@ type Node struct {
 
 	id      paxos.ReplicaID
 	cluster atomic.Uint64
+	// savedLearnedTo is the learned watermark (HardState.LearnedTo) of the
+	// last hard state saved: below it a stored action holds the chosen
+	// value even without its learned mark (readStored).
+	savedLearnedTo atomic.Uint64
 	// masters is the whitelist in force: Config.Masters, or the list an
 	// operator set at runtime (see members.go). Read by Allow from the
 	// transport's goroutines.
@@ -213,6 +217,7 @@ func New(cfg Config, st Storage) (*Node, error) {
 		pubTo:     cfg.Applied,
 	}
 	n.cluster.Store(uint64(hs.Cluster))
+	n.savedLearnedTo.Store(uint64(hs.LearnedTo))
 	masters := slices.Clone(cfg.Masters)
 	n.masters.Store(&masters)
 	n.refreshStatus()
@@ -587,9 +592,10 @@ func (n *Node) proposeWaiting() (*paxos.Ready, error) {
 // publishEarly reports whether rd's messages and learned entries may go
 // before its save: a batch of learned marks alone (the coordinator's after
 // a quorum answered, a follower's from a learned broadcast), unsynced,
-// holding no hard state (no Begin moved, no membership) and no truncation.
+// holding no hard state but the learned watermark (no Begin moved, no
+// membership) and no truncation.
 func publishEarly(rd paxos.Ready) bool {
-	return !rd.MustSync && rd.HardState == nil && rd.TruncateBelow == 0 && len(rd.Learned) > 0
+	return !rd.MustSync && (rd.HardState == nil || rd.LearnedToOnly) && rd.TruncateBelow == 0 && len(rd.Learned) > 0
 }
 
 // save persists b, if it holds anything.
@@ -602,6 +608,9 @@ func (n *Node) save(b Batch, rd paxos.Ready) error {
 	}
 	if rd.HardState != nil {
 		n.cluster.Store(uint64(rd.HardState.Cluster))
+	}
+	if b.HardState != nil {
+		n.savedLearnedTo.Store(uint64(b.HardState.LearnedTo))
 	}
 	return nil
 }
@@ -1172,13 +1181,15 @@ func (n *Node) takeLocked(from paxos.Position, maxBytes int) []Entry {
 
 // readStored reads learned application entries in [from, to) from storage.
 func (n *Node) readStored(from, to paxos.Position) ([]Entry, error) {
+	// The watermark first: what it covers was saved before the read.
+	learnedTo := paxos.Position(n.savedLearnedTo.Load())
 	as, err := n.st.Actions(from, to, DefaultMaxReadBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", err)
 	}
 	var out []Entry
 	for _, a := range as {
-		if !a.Learned {
+		if !a.Learned && a.Position >= learnedTo {
 			continue
 		}
 		if a.Entry.Type == paxos.EntryAppend || a.Entry.Type == paxos.EntrySnapshot {

@@ -196,6 +196,11 @@ func (c *Core) scan() error {
 		}
 		for _, a := range as {
 			c.next = max(c.next, a.Position+1)
+			if a.Position < c.hs.LearnedTo {
+				// Below the saved watermark the stored value is the
+				// chosen one, flag or not.
+				a.Learned = true
+			}
 			if a.Learned {
 				c.markLearned(a)
 			}
@@ -364,10 +369,10 @@ func (c *Core) refuse(peer ReplicaID, reason string) {
 // getAction returns the action at p, from the unstable overlay or storage.
 func (c *Core) getAction(p Position) (Action, bool, error) {
 	if u, ok := c.unstable[p]; ok {
-		return u.a, true, nil
+		return c.markBelow(u.a), true, nil
 	}
 	if a, ok := c.saved[p]; ok {
-		return a, true, nil
+		return c.markBelow(a), true, nil
 	}
 	if p >= c.next {
 		// Nothing is stored at or above next (scan and putAction keep it
@@ -379,7 +384,17 @@ func (c *Core) getAction(p Position) (Action, bool, error) {
 	if err != nil {
 		return Action{}, false, fmt.Errorf("read action %d: %w", p, err)
 	}
-	return a, ok, nil
+	return c.markBelow(a), ok, nil
+}
+
+// markBelow sets a's Learned flag if its position is learned in order: the
+// value stored below learnedTo is the chosen one even when its learned mark
+// was never written (the watermark, HardState.LearnedTo, stands for it).
+func (c *Core) markBelow(a Action) Action {
+	if a.Position < c.learnedTo {
+		a.Learned = true
+	}
+	return a
 }
 
 // putAction queues a to be persisted in the next Ready. A caller that stores
@@ -409,6 +424,13 @@ func (c *Core) setStatus(s Status) {
 // learn stores a as learned, unless its position is truncated or already
 // learned (a learned action is never overwritten). Two different values
 // learned at one position break the protocol: learn panics.
+//
+// When a is the next position in order and the action this replica stores
+// (or is about to) already holds a's value, nothing is written for it: the
+// watermark (HardState.LearnedTo, in the next Ready) records it. Otherwise,
+// and for every position learned out of order, the whole learned action is
+// written, as a crash may lose the watermark but a position above it must
+// still be known learned only from its own mark.
 func (c *Core) learn(a Action) error {
 	p := a.Position
 	if p < c.hs.Begin {
@@ -423,6 +445,10 @@ func (c *Core) learn(a Action) error {
 		return nil
 	}
 	a.Learned = true
+	if ok && p == c.learnedTo && !ex.Performed.IsZero() && sameEntry(ex.Entry, a.Entry) {
+		c.markLearned(a)
+		return nil
+	}
 	if ok && a.Promised.Less(ex.Promised) {
 		a.Promised = ex.Promised
 	}
@@ -634,7 +660,7 @@ func (c *Core) jitter() uint64 {
 
 // HasReady reports whether Ready would return anything.
 func (c *Core) HasReady() bool {
-	return c.hsDirty || len(c.pend) > 0 || c.truncateBelow != 0 || len(c.msgs) > 0 ||
+	return c.hsDirty || c.hs.LearnedTo != c.learnedTo || len(c.pend) > 0 || c.truncateBelow != 0 || len(c.msgs) > 0 ||
 		len(c.deliver) > 0 || len(c.events) > 0 || c.w.hasUnsent()
 }
 
@@ -646,6 +672,16 @@ func (c *Core) Ready() Ready {
 	rd := Ready{seq: c.seq, MustSync: c.mustSync}
 	c.seq++
 	c.mustSync = false
+	if c.hs.LearnedTo != c.learnedTo {
+		// Every position below learnedTo holds its chosen value in
+		// storage or in this batch (the driver saves the hard state after
+		// the actions of its batch, and batches in order).
+		c.hs.LearnedTo = c.learnedTo
+		if !c.hsDirty {
+			rd.LearnedToOnly = true
+		}
+		c.hsDirty = true
+	}
 	if c.hsDirty {
 		hs := c.hs
 		hs.Membership = c.hs.Membership.clone()

@@ -96,6 +96,30 @@
 // synced batches and a random prefix of the unsynced ones, and the first
 // time a value is learned anywhere a quorum must hold its accept durably.
 //
+// The learned watermark. Most learned marks are not written as actions at
+// all: HardState.LearnedTo says that every position below it is learned and
+// that the action stored there holds the chosen value. When the core learns
+// the next position in order and the action it stores there (saved, or in a
+// batch not yet saved) already holds the chosen value — it accepted that
+// value, at any proposal — it writes nothing for it; the hard state of the
+// next batch carries the new watermark (a few bytes instead of the whole
+// entry again). A stored value that differs, a missing one, and a position
+// learned out of order (above the watermark) are written whole with their
+// learned mark, as before. Safety: (5) the watermark is saved in the batch
+// that reaches it or a later one, after the actions of that batch (the
+// stores keep saves in order and write a batch's hard state after its
+// actions), so a durable watermark never covers an action that is not
+// durable; a stored value that was chosen stays the chosen value, since a
+// learned position is never overwritten and any later accept there is of
+// the chosen value. Losing the watermark in a crash is losing learned marks,
+// (2) and (3) above. Every reader of stored actions treats a position below
+// the watermark as learned: the core's scan at start, its catch-up answers
+// and explicit promises, and the driver's reads of learned entries. A hard
+// state written before the field existed decodes with LearnedTo zero, so
+// only the actions' own marks count. The simulator checks, at every save
+// and every restart, that each stored action below the watermark holds the
+// value chosen there.
+//
 // # Replica rules
 //
 // A replica that is not VOTING answers promise and write requests IGNORED.

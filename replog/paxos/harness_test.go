@@ -165,6 +165,9 @@ type node struct {
 	// batches and synced count the batches processed with durable parts,
 	// and those of them synced.
 	batches, synced int
+	// watermarkChecked: the positions below it under the saved learned
+	// watermark were checked to hold their chosen values.
+	watermarkChecked Position
 }
 
 // envelope is a message in flight.
@@ -235,6 +238,9 @@ func (cl *cluster) start(n *node) {
 	}
 	n.core = c
 	n.down = false
+	// What a restart reads as learned below the watermark must be chosen.
+	n.watermarkChecked = 0
+	cl.checkWatermark(n)
 	cl.process(n)
 }
 
@@ -353,6 +359,29 @@ func (cl *cluster) check(n *node, rd Ready) {
 		}
 		cl.checkLearned(n, a)
 	}
+	if rd.HardState != nil {
+		cl.checkWatermark(n)
+	}
+}
+
+// checkWatermark: below the saved learned watermark, every stored action
+// holds the value chosen at its position (the positions it newly covers
+// since the last check).
+func (cl *cluster) checkWatermark(n *node) {
+	hs := n.store.hs
+	for p := max(hs.Begin, n.watermarkChecked); p < hs.LearnedTo; p++ {
+		a, ok := n.store.acts[p]
+		want, chosen := cl.chosen[p]
+		switch {
+		case !ok:
+			cl.fail("replica %d: position %d below its learned watermark %d is not stored", n.id, p, hs.LearnedTo)
+		case !chosen:
+			cl.fail("replica %d: position %d below its learned watermark %d holds %s, chosen nowhere", n.id, p, hs.LearnedTo, formatEntry(a.Entry))
+		case !sameEntry(want.Entry, a.Entry) && !want.Entry.Tombstone && !a.Entry.Tombstone:
+			cl.fail("replica %d: position %d below its learned watermark %d holds %s, chosen %s", n.id, p, hs.LearnedTo, formatEntry(a.Entry), formatEntry(want.Entry))
+		}
+	}
+	n.watermarkChecked = max(n.watermarkChecked, hs.LearnedTo)
 }
 
 // checkLearned: no position is learned with two values anywhere, ever; the
@@ -418,7 +447,7 @@ func (cl *cluster) checkOutgoing(n *node, m Message) {
 	}
 	accepted := func(what string, from, to Position) {
 		for p := max(from, n.core.hs.Begin); p < to; p++ {
-			if cur, ok := n.store.acts[p]; ok && cur.Learned {
+			if cur, ok := n.store.acts[p]; ok && (cur.Learned || p < n.store.hs.LearnedTo) {
 				continue // a learned value is chosen: acknowledging it needs no vote
 			}
 			if _, a, ok := n.store.durableState(p); !ok || a.Performed != m.Proposal {
@@ -433,7 +462,7 @@ func (cl *cluster) checkOutgoing(n *node, m Message) {
 		promised("an implicit promise")
 	case m.Type == MsgPromiseResponse && m.Result == ResultAccept:
 		for p := max(m.Position, n.core.hs.Begin); p < m.End; p++ {
-			if cur, ok := n.store.acts[p]; ok && cur.Learned {
+			if cur, ok := n.store.acts[p]; ok && (cur.Learned || p < n.store.hs.LearnedTo) {
 				continue
 			}
 			eff := hs.Promised
@@ -517,6 +546,7 @@ func (cl *cluster) printLog(id ReplicaID) string {
 	fmt.Fprintf(&b, "%d: %s %s begin=%d learned-to=%d end=%d promised=%d.%d members=%s\n", id, trimStatus(s.Status), trimRole(s.Role), s.Begin, s.LearnedTo, s.End, s.Promised.Round, s.Promised.Replica, formatMembers(s.Membership))
 	as, _ := n.store.Actions(0, s.End, 1<<30)
 	for _, a := range as {
+		a.Learned = a.Learned || a.Position < n.store.hs.LearnedTo
 		fmt.Fprintf(&b, "  %d %s %s\n", a.Position, actionState(a), formatEntry(a.Entry))
 	}
 	return b.String()
@@ -533,6 +563,7 @@ func (cl *cluster) printDurable(id ReplicaID) string {
 	hs, _, _ := n.store.durableState(0)
 	fmt.Fprintf(&b, "%d: durable %s begin=%d promised=%d.%d\n", id, trimStatus(hs.Status), hs.Begin, hs.Promised.Round, hs.Promised.Replica)
 	for _, a := range n.store.durable() {
+		a.Learned = a.Learned || a.Position < hs.LearnedTo
 		fmt.Fprintf(&b, "  %d %s %s\n", a.Position, actionState(a), formatEntry(a.Entry))
 	}
 	return b.String()

@@ -12,6 +12,10 @@ package paxos
 type Ready struct {
 	// HardState is the replica's metadata to persist, or nil if unchanged.
 	HardState *HardState
+	// LearnedToOnly reports that HardState differs from the one saved
+	// before only in LearnedTo, the learned watermark: like a learned mark,
+	// it needs no sync and a crash may lose it.
+	LearnedToOnly bool
 	// Actions are upserts, ascending by position.
 	Actions []Action
 	// TruncateBelow, if non-zero, asks the driver to delete every stored

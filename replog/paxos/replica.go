@@ -367,6 +367,7 @@ func (c *Core) handleCatchupRequest(m Message) error {
 			} else if p > last && len(stored) > 0 {
 				ok = false
 			}
+			a = c.markBelow(a)
 			if !ok || !a.Learned {
 				break
 			}

@@ -100,6 +100,14 @@ type HardState struct {
 	Membership Membership // the membership in force at the learned position (latest EntryConfig learned in order)
 	ConfigAt   Position   // position of that EntryConfig
 	Begin      Position   // first position not truncated
+	// LearnedTo is the learned watermark: every position in [Begin,
+	// LearnedTo) is learned, and the action stored there holds the chosen
+	// value whether or not its Learned flag is set. It is saved in the same
+	// batch as (or a batch after) the actions it covers, never before them,
+	// so a crash can lose it but never make it cover an action that is not
+	// durable. Zero (a store written before the field existed) claims
+	// nothing: then only the actions' own Learned flags count.
+	LearnedTo Position
 }
 
 // MessageType is the kind of a Message.

@@ -113,8 +113,9 @@ func testHardState() paxos.HardState {
 			{ID: 0x1234567890, Addr: "10.0.0.1:5051", Voter: true},
 			{ID: 7, Addr: "10.0.0.2:5051"},
 		}},
-		ConfigAt: 3,
-		Begin:    2,
+		ConfigAt:  3,
+		Begin:     2,
+		LearnedTo: 4,
 	}
 }
 
