@@ -321,9 +321,13 @@ func TestChaosLogCheckReadsReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hs, err := st.InitialState()
+	if err != nil {
+		t.Fatal(err)
+	}
 	a, ok, err := st.Action(at)
-	if err != nil || !ok || !a.Learned {
-		t.Fatalf("r2's action at %d: %+v, %v, %v; want a learned one", at, a, ok, err)
+	if err != nil || !ok || !learned(hs, a) {
+		t.Fatalf("r2's action at %d: %+v, %v, %v (learned to %d); want a learned one", at, a, ok, err, hs.LearnedTo)
 	}
 	a.Entry.Data = append(a.Entry.Data, '!')
 	if err := st.Save(replog.Batch{Actions: []paxos.Action{a}, Sync: true}); err != nil {

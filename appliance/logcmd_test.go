@@ -521,17 +521,25 @@ func TestEntryDigest(t *testing.T) {
 func TestLearnedRule(t *testing.T) {
 	t.Parallel()
 	hs := paxos.HardState{Replica: 1, Status: paxos.StatusVoting}
+	marked := hs
+	marked.LearnedTo = 5
+	performed := paxos.Proposal{Round: 1, Replica: 1}
 	tests := []struct {
+		name string
+		hs   paxos.HardState
 		a    paxos.Action
 		want bool
 	}{
-		{paxos.Action{Position: 3, Learned: true}, true},
-		{paxos.Action{Position: 3, Performed: paxos.Proposal{Round: 1, Replica: 1}}, false},
-		{paxos.Action{Position: 3}, false},
+		{"flag", hs, paxos.Action{Position: 3, Learned: true}, true},
+		{"written, not learned", hs, paxos.Action{Position: 3, Performed: performed}, false},
+		{"nothing", hs, paxos.Action{Position: 3}, false},
+		{"below the watermark, no flag", marked, paxos.Action{Position: 4, Performed: performed}, true},
+		{"at the watermark, no flag", marked, paxos.Action{Position: 5, Performed: performed}, false},
+		{"above the watermark, flag", marked, paxos.Action{Position: 9, Learned: true}, true},
 	}
 	for _, tt := range tests {
-		if got := learned(hs, tt.a); got != tt.want {
-			t.Errorf("learned(%+v, %+v) = %v, want %v", hs, tt.a, got, tt.want)
+		if got := learned(tt.hs, tt.a); got != tt.want {
+			t.Errorf("%s: learned(%+v, %+v) = %v, want %v", tt.name, tt.hs, tt.a, got, tt.want)
 		}
 	}
 }
