@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
-	"math/rand"
 	"slices"
 	"strings"
 )
@@ -196,7 +195,6 @@ type cluster struct {
 	// beforeSave, if set, runs after a batch's Early messages were sent and
 	// before it is saved; it may crash the node.
 	beforeSave func(n *node)
-	rng        *rand.Rand
 }
 
 func newCluster(cfg Config, fail func(string, ...any)) *cluster {
