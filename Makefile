@@ -95,15 +95,11 @@ chaos-long: ## nightly chaos: 5 masters, 24 seeds x 10 min (about 4 h)
 ## ---- quality ---------------------------------------------------------------
 
 .PHONY: lint
-lint: $(GOLANGCI_LINT) ## gofmt, go vet and golangci-lint (staticcheck, ineffassign, misspell, revive); CI runs it
+lint: $(GOLANGCI_LINT) ## gofmt, go vet and golangci-lint (staticcheck, unused, errcheck, ineffassign, misspell, revive); CI runs it
 	@out="$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null)"; \
 		if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags invariants ./...
 	$(GOLANGCI_LINT) run ./...
-
-.PHONY: lint-strict
-lint-strict: $(GOLANGCI_LINT) ## lint plus unused and errcheck; not yet in CI
-	$(GOLANGCI_LINT) run --enable=unused,errcheck ./...
 
 $(GOLANGCI_LINT):
 	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
