@@ -304,6 +304,34 @@ func partitionByRole(history []porcupine.Operation) [][]porcupine.Operation {
 // returned after it was invoked (none can be explained by it), and otherwise
 // never returns.
 func porcupineHistory(ops []chaosOp) []porcupine.Operation {
+	return porcupineHistoryOf(ops, true)
+}
+
+// checkChaosHistory checks ops for linearizability against chaosModel in
+// at most two passes of timeout each, and returns the verdict, the pass's
+// linearization info and the number of operations it checked. The first
+// pass leaves out every unknown quota removal (as if each took effect after
+// all else, where it changes nothing): a linearization found so is one of
+// the whole history. Only if it finds none does the second pass keep the
+// removals some read of no quota may need, each never returning, which can
+// make porcupine's search grow with 2 to the power of their number.
+func checkChaosHistory(ops []chaosOp, timeout time.Duration) (porcupine.CheckResult, porcupine.LinearizationInfo, int) {
+	h := porcupineHistoryOf(ops, false)
+	res, info := porcupine.CheckOperationsVerbose(chaosModel(), h, timeout)
+	if res != porcupine.Illegal {
+		return res, info, len(h)
+	}
+	full := porcupineHistoryOf(ops, true)
+	if len(full) == len(h) {
+		return res, info, len(h)
+	}
+	res, info = porcupine.CheckOperationsVerbose(chaosModel(), full, timeout)
+	return res, info, len(full)
+}
+
+// porcupineHistoryOf is porcupineHistory, leaving every unknown quota
+// removal out unless removals is set.
+func porcupineHistoryOf(ops []chaosOp, removals bool) []porcupine.Operation {
 	seen := map[float64]int64{}    // value → earliest return of a read that saw it
 	lastZero := map[string]int64{} // register → latest return of a read that saw it 0
 	readsOf := map[chaosTarget][]chaosOp{}
@@ -344,7 +372,7 @@ func porcupineHistory(ops []chaosOp) []porcupine.Operation {
 			if op.Outcome == chaosUnknown {
 				in.Unknown = true
 				if op.Weight == 0 {
-					if lastZero[in.Key] < op.Call {
+					if !removals || lastZero[in.Key] < op.Call {
 						continue
 					}
 					ret = chaosInfinity

@@ -502,11 +502,10 @@ func runChaos(t *testing.T, bin string, cfg chaosConfig) *chaosResult {
 	res.Elections, res.Quiet = countElections(logFile.Name(), hist.start.Add(time.Duration(healed)))
 
 	model := chaosModel()
-	h := porcupineHistory(ops)
 	checkStart := time.Now()
-	lin, info := porcupine.CheckOperationsVerbose(model, h, 2*time.Minute)
+	lin, info, checked := checkChaosHistory(ops, 2*time.Minute)
 	res.Linear = lin
-	t.Logf("porcupine: %s on %d operations in %v", lin, len(h), time.Since(checkStart).Round(time.Millisecond))
+	t.Logf("porcupine: %s on %d operations in %v", lin, checked, time.Since(checkStart).Round(time.Millisecond))
 	switch lin {
 	case porcupine.Illegal:
 		res.Problems = append(res.Problems, "history is not linearizable (see porcupine.html)")
