@@ -669,6 +669,11 @@ type stageClock struct {
 	on atomic.Bool // recording; off during set-up
 	mu sync.Mutex
 	at map[paxos.Position]*[numStages]time.Time
+	// learnedTo is the coordinator's learned watermark as last saved: a
+	// save that raises it records "learned" for the positions it covers,
+	// which the core no longer writes again (HardState.LearnedTo). Only
+	// the coordinator's save path (one goroutine) uses it.
+	learnedTo paxos.Position
 }
 
 func newStageClock() *stageClock {
@@ -734,11 +739,19 @@ func (c *stageClock) markMessages(replica int, sent bool, msgs []paxos.Message) 
 	}
 }
 
-// markSave records the start and end of a save on replica 1 or 2 of the
-// positions it holds: accepts (synced) and learned marks.
+// markSave records the start and end of a save on replica 0 or 1 of the
+// positions it holds: accepts (synced) and learned marks, the coordinator's
+// learned ones also from a rise of its learned watermark.
 func (c *stageClock) markSave(replica int, b replog.Batch, t0, t1 time.Time) {
 	if c == nil || replica > 1 {
 		return
+	}
+	if replica == 0 && b.HardState != nil && b.HardState.LearnedTo > c.learnedTo {
+		for p := max(c.learnedTo, b.HardState.Begin); p < b.HardState.LearnedTo; p++ {
+			c.mark(p, stageLearnedSave0, t0)
+			c.mark(p, stageLearnedSave1, t1)
+		}
+		c.learnedTo = b.HardState.LearnedTo
 	}
 	for _, a := range b.Actions {
 		switch {

@@ -264,7 +264,7 @@ func readReplica(t *testing.T, m *localMaster) (replicaImage, bool) {
 			break
 		}
 		for _, a := range as {
-			if a.Learned {
+			if learned(hs, a) {
 				img.entries[a.Position] = a.Entry
 			}
 		}
