@@ -31,6 +31,9 @@ type chaosHistory struct {
 
 	mu  sync.Mutex
 	ops []chaosOp
+
+	ledgerMu  sync.Mutex
+	ledgerIdx map[int64]int // an issued ledger write's sequence number → its dense index
 }
 
 func newChaosHistory() *chaosHistory { return &chaosHistory{start: time.Now()} }
@@ -40,6 +43,67 @@ func (h *chaosHistory) now() int64 { return int64(time.Since(h.start)) }
 
 // nextWeight returns a weight no other write of the run uses.
 func (h *chaosHistory) nextWeight() int64 { return h.seq.Add(1) }
+
+// issueLedger issues a fresh ledger write, if the run's ledger budget
+// allows one now (ledgerAllowed; budget ≤ 0: no limit): it returns the
+// write's sequence number and dense index, the number of ledger writes
+// issued before it.
+func (h *chaosHistory) issueLedger(budget int, span time.Duration) (seq int64, idx int, ok bool) {
+	h.ledgerMu.Lock()
+	defer h.ledgerMu.Unlock()
+	if budget > 0 && !ledgerAllowed(len(h.ledgerIdx), budget, time.Duration(h.now()), span) {
+		return 0, 0, false
+	}
+	if h.ledgerIdx == nil {
+		h.ledgerIdx = map[int64]int{}
+	}
+	seq, idx = h.nextWeight(), len(h.ledgerIdx)
+	h.ledgerIdx[seq] = idx
+	return seq, idx, true
+}
+
+// ledgerIssued returns the number of ledger writes issued so far.
+func (h *chaosHistory) ledgerIssued() int {
+	h.ledgerMu.Lock()
+	defer h.ledgerMu.Unlock()
+	return len(h.ledgerIdx)
+}
+
+// ledgerAllowed reports whether one more ledger write may be issued, issued
+// having been issued elapsed into a run whose budget is spread evenly over
+// span: while issued < budget × elapsed / span, and never budget or more
+// (span ≤ 0: the whole budget at once).
+func ledgerAllowed(issued, budget int, elapsed, span time.Duration) bool {
+	if issued >= budget {
+		return false
+	}
+	if span <= 0 || elapsed >= span {
+		return true
+	}
+	return float64(issued) < float64(budget)*float64(elapsed)/float64(span)
+}
+
+// decodeWeights decodes a GET /master/weights body into a read's Weights,
+// and its ledger roles into Ledger and LedgerStray by the dense indexes h
+// issued (splitLedger).
+func (h *chaosHistory) decodeWeights(b []byte, op *chaosOp) error {
+	var infos []roleWeight
+	if err := json.Unmarshal(b, &infos); err != nil {
+		return fmt.Errorf("decode weights: %w", err)
+	}
+	h.ledgerMu.Lock()
+	defer h.ledgerMu.Unlock()
+	index := func(seq int64) (int, bool) {
+		i, ok := h.ledgerIdx[seq]
+		return i, ok
+	}
+	ws, ledger, stray, err := splitLedger(infos, index, len(h.ledgerIdx))
+	if err != nil {
+		return fmt.Errorf("decode weights: %w", err)
+	}
+	op.Weights, op.Ledger, op.LedgerStray = ws, ledger, stray
+	return nil
+}
 
 func (h *chaosHistory) add(op chaosOp) {
 	h.mu.Lock()
@@ -161,21 +225,22 @@ func (c *chaosClient) call(ctx context.Context, method, path string, body []byte
 }
 
 // record completes op with rep, adds it to the history and returns it. A
-// successful read's body is decoded first with decode; a body it cannot
-// decode makes the read failed.
+// successful read's body is decoded first: the weights by the history
+// (chaosHistory.decodeWeights), any other target with decode; a body that
+// cannot be decoded makes the read failed.
 func (c *chaosClient) record(op chaosOp, rep chaosReply, decode func([]byte) (map[string]float64, error)) chaosOp {
 	op.Return = c.Hist.now()
 	op.Outcome, op.Hops, op.Err = rep.outcome, rep.hops, rep.err
 	op.Server, op.Epoch = rep.server, rep.epoch
 	if op.Kind == chaosRead && op.Outcome == chaosOK {
-		vs, err := decode(rep.body)
-		if err != nil {
-			op.Outcome, op.Err = chaosFailed, err.Error()
+		var err error
+		if op.Target == targetWeights {
+			err = c.Hist.decodeWeights(rep.body, &op)
 		} else {
-			op.Weights = vs
-			if op.Target == targetWeights {
-				op.compactLedger()
-			}
+			op.Weights, err = decode(rep.body)
+		}
+		if err != nil {
+			op.Outcome, op.Err, op.Weights = chaosFailed, err.Error(), nil
 		}
 	}
 	c.Hist.add(op)
@@ -183,15 +248,33 @@ func (c *chaosClient) record(op chaosOp, rep chaosReply, decode func([]byte) (ma
 }
 
 // write sets role's weight to a fresh unique value and records the call. An
-// empty role is a fresh ledger role, named after the weight.
+// empty role is a fresh ledger role, named after the weight, issued
+// whatever the run's ledger budget.
 func (c *chaosClient) write(ctx context.Context, role string) chaosOp {
-	seq := c.Hist.nextWeight()
-	w := float64(seq)
 	if role == "" {
-		role = ledgerRole(seq)
+		op, _ := c.writeLedger(ctx, 0, 0)
+		return op
 	}
+	return c.writeWeight(ctx, role, c.Hist.nextWeight(), 0)
+}
+
+// writeLedger writes a fresh ledger role, named after its weight, and
+// records the call, if the run's ledger budget allows one now
+// (chaosHistory.issueLedger); ok reports whether it did.
+func (c *chaosClient) writeLedger(ctx context.Context, budget int, span time.Duration) (op chaosOp, ok bool) {
+	seq, idx, ok := c.Hist.issueLedger(budget, span)
+	if !ok {
+		return chaosOp{}, false
+	}
+	return c.writeWeight(ctx, ledgerRole(seq), seq, idx), true
+}
+
+// writeWeight sets role's weight to seq and records the call; idx is a
+// ledger write's dense index.
+func (c *chaosClient) writeWeight(ctx context.Context, role string, seq int64, idx int) chaosOp {
+	w := float64(seq)
 	body, _ := json.Marshal([]map[string]any{{"role": role, "weight": w}})
-	op := chaosOp{Client: c.ID, Kind: chaosWrite, Role: role, Weight: w, Call: c.Hist.now()}
+	op := chaosOp{Client: c.ID, Kind: chaosWrite, Role: role, Weight: w, LedgerIndex: idx, Call: c.Hist.now()}
 	return c.record(op, c.call(ctx, http.MethodPut, "/master/weights", body, true), nil)
 }
 
@@ -202,7 +285,8 @@ func (c *chaosClient) read(ctx context.Context) chaosOp {
 
 // readTarget gets target's part of the registry and records the call.
 func (c *chaosClient) readTarget(ctx context.Context, target chaosTarget) chaosOp {
-	path, decode := "/master/weights", decodeWeights
+	path := "/master/weights" // decoded by the history
+	var decode func([]byte) (map[string]float64, error)
 	switch target {
 	case targetQuota:
 		path, decode = "/master/quota", decodeQuota
@@ -361,45 +445,39 @@ func decodeSchedule(b []byte) (map[string]float64, error) {
 	return map[string]float64{scheduleRole: v}, nil
 }
 
-// decodeWeights decodes a GET /master/weights body.
-func decodeWeights(b []byte) (map[string]float64, error) {
-	var infos []struct {
-		Role   string  `json:"role"`
-		Weight float64 `json:"weight"`
-	}
-	if err := json.Unmarshal(b, &infos); err != nil {
-		return nil, fmt.Errorf("decode weights: %w", err)
-	}
-	ws := make(map[string]float64, len(infos))
-	for _, i := range infos {
-		if _, dup := ws[i.Role]; dup {
-			return nil, fmt.Errorf("decode weights: role %q listed twice", i.Role)
-		}
-		ws[i.Role] = i.Weight
-	}
-	return ws, nil
-}
-
 // chaosWorkload is what clients do: half reads, half writes. One call in
 // QuotaEvery is about the quota (of QuotaRoles roles "q<n>"), one of the
 // rest in ScheduleEvery about the maintenance schedule, and the others
 // about the weights: of their writes, one in LedgerEvery goes to a fresh
 // ledger role, the others to one of Registers register roles. A zero
 // QuotaEvery or ScheduleEvery leaves that part out.
+//
+// Every read lists every ledger role written so far, so a run issues at
+// most LedgerBudget ledger writes (≤ 0: no limit), spread evenly over
+// LedgerSpan (the fault period; ledgerAllowed): a ledger write the budget
+// does not allow yet goes to a register role instead. This bounds what a
+// read costs to decode and to keep, however long the run.
 type chaosWorkload struct {
 	Registers     int
 	LedgerEvery   int
+	LedgerBudget  int
+	LedgerSpan    time.Duration
 	QuotaRoles    int
 	QuotaEvery    int
 	ScheduleEvery int
 	Interval      time.Duration // between a client's calls
 }
 
+// defaultLedgerBudget is the ledger writes a run issues at most: about what
+// a 60 s run of 3 masters issues anyway.
+const defaultLedgerBudget = 1500
+
 // defaultChaosWorkload is the harness's mix: 80 % of the calls on the
 // weights, 15 % on the quota of 4 roles, 5 % on the schedule; half of each
-// are writes.
-func defaultChaosWorkload(interval time.Duration) chaosWorkload {
-	return chaosWorkload{Registers: 8, LedgerEvery: 5, QuotaRoles: 4, QuotaEvery: 7, ScheduleEvery: 17, Interval: interval}
+// are writes. Its ledger budget is spread over span.
+func defaultChaosWorkload(interval, span time.Duration) chaosWorkload {
+	return chaosWorkload{Registers: 8, LedgerEvery: 5, LedgerBudget: defaultLedgerBudget, LedgerSpan: span,
+		QuotaRoles: 4, QuotaEvery: 7, ScheduleEvery: 17, Interval: interval}
 }
 
 // step issues one operation drawn from wl.
@@ -422,7 +500,10 @@ func (c *chaosClient) step(ctx context.Context, rng *rand.Rand, wl chaosWorkload
 	case rng.IntN(2) == 0:
 		return c.read(ctx)
 	case wl.LedgerEvery > 0 && rng.IntN(wl.LedgerEvery) == 0:
-		return c.write(ctx, "")
+		if op, ok := c.writeLedger(ctx, wl.LedgerBudget, wl.LedgerSpan); ok {
+			return op
+		}
+		return c.write(ctx, "r"+strconv.Itoa(rng.IntN(wl.Registers)))
 	default:
 		return c.write(ctx, "r"+strconv.Itoa(rng.IntN(wl.Registers)))
 	}
@@ -585,7 +666,7 @@ func TestChaosClient(t *testing.T) {
 		outcome chaosOutcome
 		hops    int
 		weights map[string]float64 // read: want
-		ledger  []int64            // read: want, the ledger roles seen
+		ledger  []uint64           // read: want, the ledger roles seen (by dense index)
 	}
 	tests := []struct {
 		name  string
@@ -610,7 +691,7 @@ func TestChaosClient(t *testing.T) {
 			steps: []step{
 				{write: true, role: "r1", outcome: chaosOK, hops: 2},
 				{write: true, role: "", outcome: chaosOK, hops: 2},
-				{outcome: chaosOK, hops: 2, weights: map[string]float64{"r1": 1}, ledger: []int64{2}},
+				{outcome: chaosOK, hops: 2, weights: map[string]float64{"r1": 1}, ledger: []uint64{1}},
 			},
 		},
 		{

@@ -1,9 +1,11 @@
 package appliance
 
 import (
+	"encoding/json"
 	"fmt"
-	"maps"
 	"math"
+	"math/bits"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -21,7 +23,9 @@ import (
 // partitioned by role. Ledger roles ("l<seq>") are written once each, never
 // overwritten, and checked directly: an acknowledged ledger write must be
 // visible to every read invoked after it returned, and to the final read on
-// the leader.
+// the leader. Every read lists every ledger role, so a run issues at most
+// a budget of them (chaosWorkload.LedgerBudget), and a read keeps those it
+// saw as a bitset over their dense index (chaosOp.Ledger).
 //
 // Quota roles ("q0", "q1", …) are registers too: a set's guarantee is its
 // sequence number, a removal writes 0 (no quota). The maintenance schedule
@@ -110,15 +114,21 @@ type chaosOp struct {
 	Return  int64              `json:"return"` // when the client gave up or got its answer
 	Outcome chaosOutcome       `json:"outcome"`
 	Weights map[string]float64 `json:"weights,omitempty"` // read: what it returned, role → value (the schedule: scheduleRole → its value, absent if empty)
-	// Ledger holds, sorted, the sequence numbers n of the ledger roles a
-	// weights read saw as "l<n>" with weight n, which Weights then leaves
-	// out. Every read sees every ledger role written so far, so a
-	// history's size still grows with the square of its length, but at 8
-	// bytes an entry rather than a map entry's several tens. A ledger role
-	// with any other weight stays in Weights.
-	Ledger []int64  `json:"ledger,omitempty"`
-	Hops   []string `json:"hops,omitempty"` // masters asked, in order, with their answers
-	Err    string   `json:"error,omitempty"`
+	// Ledger is the set of ledger roles a weights read saw as "l<n>" with
+	// weight n, which Weights then leaves out: a bitset over their
+	// writes' LedgerIndex (bit i is bit i%64 of word i/64), so a read
+	// retains at most LedgerBudget/8 bytes however many it saw. A ledger
+	// role with any other weight stays in Weights.
+	Ledger []uint64 `json:"ledger,omitempty"`
+	// LedgerStray holds, sorted, the n of the roles "l<n>" with weight n
+	// that a read saw though no ledger write was issued for them: each is
+	// a violation, so the slice stays short.
+	LedgerStray []int64 `json:"ledger_stray,omitempty"`
+	// LedgerIndex is a ledger write's dense index, assigned in order as
+	// the history issued it (chaosHistory.issueLedger).
+	LedgerIndex int      `json:"ledger_index,omitempty"`
+	Hops        []string `json:"hops,omitempty"` // masters asked, in order, with their answers
+	Err         string   `json:"error,omitempty"`
 	// Server is the master that answered an acknowledged call (host:port),
 	// Epoch the leadership it served under (its master.LeaderEpochHeader,
 	// 0 if absent); checkStaleReads checks them.
@@ -132,42 +142,99 @@ func isLedgerRole(role string) bool { return strings.HasPrefix(role, "l") }
 // ledgerRole is the ledger role written with seq.
 func ledgerRole(seq int64) string { return "l" + strconv.FormatInt(seq, 10) }
 
-// compactLedger moves from op.Weights to op.Ledger the ledger roles whose
-// weight is the sequence number they are named after.
-func (op *chaosOp) compactLedger() {
-	for r, w := range op.Weights {
-		if seq := int64(w); isLedgerRole(r) && float64(seq) == w && ledgerRole(seq) == r {
-			op.Ledger = append(op.Ledger, seq)
-			delete(op.Weights, r)
+// roleWeight is one entry of a GET /master/weights body.
+type roleWeight struct {
+	Role   string  `json:"role"`
+	Weight float64 `json:"weight"`
+}
+
+// splitLedger sorts the roles a weights read returned. A role "l<n>" with
+// weight n goes to the bitset ledger if index(n) gives its write's dense
+// index (below issued, the number of ledger writes issued so far), else to
+// stray (sorted); every other role goes to ws. A role listed twice is an
+// error.
+func splitLedger(infos []roleWeight, index func(seq int64) (int, bool), issued int) (ws map[string]float64, ledger []uint64, stray []int64, err error) {
+	ws = map[string]float64{}
+	for _, i := range infos {
+		seq := int64(i.Weight)
+		if isLedgerRole(i.Role) && float64(seq) == i.Weight && ledgerRole(seq) == i.Role {
+			if idx, ok := index(seq); ok && idx >= 0 && idx < issued {
+				if ledger == nil {
+					ledger = make([]uint64, (issued+63)/64)
+				}
+				if ledgerHas(ledger, idx) {
+					return nil, nil, nil, fmt.Errorf("role %q listed twice", i.Role)
+				}
+				ledger[idx/64] |= 1 << (idx % 64)
+				continue
+			}
+			stray = append(stray, seq)
+			continue
+		}
+		if _, dup := ws[i.Role]; dup {
+			return nil, nil, nil, fmt.Errorf("role %q listed twice", i.Role)
+		}
+		ws[i.Role] = i.Weight
+	}
+	slices.Sort(stray)
+	for k := 1; k < len(stray); k++ {
+		if stray[k] == stray[k-1] {
+			return nil, nil, nil, fmt.Errorf("role %q listed twice", ledgerRole(stray[k]))
 		}
 	}
-	slices.Sort(op.Ledger)
+	return ws, ledger, stray, nil
+}
+
+// ledgerHas reports whether bit i of the bitset set is set.
+func ledgerHas(set []uint64, i int) bool {
+	return i >= 0 && i/64 < len(set) && set[i/64]&(1<<(i%64)) != 0
 }
 
 // ledgerSeen calls yield with each ledger role a read saw, and its weight.
-func (op chaosOp) ledgerSeen(yield func(role string, w float64) bool) {
-	for _, seq := range op.Ledger {
-		if !yield(ledgerRole(seq), float64(seq)) {
-			return
+// writes holds the history's ledger writes by LedgerIndex; a bit no write
+// of the history has is yielded as "l#<index>", which no write wrote.
+func (op chaosOp) ledgerSeen(writes map[int]chaosOp) func(yield func(role string, w float64) bool) {
+	return func(yield func(role string, w float64) bool) {
+		for wi, word := range op.Ledger {
+			for word != 0 {
+				idx := wi*64 + bits.TrailingZeros64(word)
+				word &= word - 1
+				role, w := "l#"+strconv.Itoa(idx), float64(0)
+				if wr, ok := writes[idx]; ok {
+					role, w = wr.Role, wr.Weight
+				}
+				if !yield(role, w) {
+					return
+				}
+			}
 		}
-	}
-	for r, w := range op.Weights {
-		if isLedgerRole(r) && !yield(r, w) {
-			return
+		for _, seq := range op.LedgerStray {
+			if !yield(ledgerRole(seq), float64(seq)) {
+				return
+			}
+		}
+		for r, w := range op.Weights {
+			if isLedgerRole(r) && !yield(r, w) {
+				return
+			}
 		}
 	}
 }
 
-// sawLedger reports whether a read saw ledger role r (with any weight).
-func (op chaosOp) sawLedger(r string) bool {
-	if _, ok := op.Weights[r]; ok {
+// sawLedger reports whether a read saw the role of the ledger write wr
+// (with any weight).
+func (op chaosOp) sawLedger(wr chaosOp) bool {
+	if ledgerHas(op.Ledger, wr.LedgerIndex) {
 		return true
 	}
-	seq, err := strconv.ParseInt(strings.TrimPrefix(r, "l"), 10, 64)
+	if _, ok := op.Weights[wr.Role]; ok {
+		return true
+	}
+	seq, err := strconv.ParseInt(strings.TrimPrefix(wr.Role, "l"), 10, 64)
 	if err != nil {
 		return false
 	}
-	_, found := slices.BinarySearch(op.Ledger, seq)
+	_, found := slices.BinarySearch(op.LedgerStray, seq)
 	return found
 }
 
@@ -411,9 +478,13 @@ func checkLedger(ops []chaosOp, limit int) []string {
 		firstSeen int64 // earliest return of a read that saw it; chaosInfinity if none
 	}
 	ls := map[string]*ledger{}
+	writes := map[int]chaosOp{} // every ledger write, failed ones too, by LedgerIndex
 	for _, op := range ops {
-		if op.ledgerWrite() && op.Outcome != chaosFailed {
-			ls[op.Role] = &ledger{write: op, firstSeen: chaosInfinity}
+		if op.ledgerWrite() {
+			writes[op.LedgerIndex] = op
+			if op.Outcome != chaosFailed {
+				ls[op.Role] = &ledger{write: op, firstSeen: chaosInfinity}
+			}
 		}
 	}
 	var bad []string
@@ -428,7 +499,7 @@ func checkLedger(ops []chaosOp, limit int) []string {
 			continue
 		}
 		reads = append(reads, op)
-		for r, w := range op.ledgerSeen {
+		for r, w := range op.ledgerSeen(writes) {
 			l, ok := ls[r]
 			switch {
 			case !ok:
@@ -455,7 +526,7 @@ func checkLedger(ops []chaosOp, limit int) []string {
 		}
 		for _, rd := range reads {
 			if rd.Call > visible {
-				if !rd.sawLedger(r) {
+				if !rd.sawLedger(l.write) {
 					why := "was acknowledged"
 					if l.firstSeen == visible {
 						why = "was seen by an earlier read"
@@ -584,6 +655,12 @@ func TestChaosLedger(t *testing.T) {
 		{"seen before invoked", []chaosOp{w("l1", 1, 40, 50, chaosOK), r(20, 30, map[string]float64{"l1": 1})}, 1},
 		{"wrong value", []chaosOp{w("l1", 1, 0, 10, chaosOK), r(20, 30, map[string]float64{"l1": 2})}, 1},
 		{"never written", []chaosOp{r(20, 30, map[string]float64{"l1": 2})}, 1},
+		{"never written, with its own weight", []chaosOp{w("l1", 1, 0, 10, chaosOK), r(20, 30, map[string]float64{"l1": 1, "l2": 2})}, 1},
+		{"many acknowledged, one lost", []chaosOp{
+			w("l1", 1, 0, 10, chaosOK), w("l2", 2, 0, 10, chaosOK), w("l3", 3, 0, 10, chaosOK),
+			r(20, 30, map[string]float64{"l1": 1, "l2": 2, "l3": 3}),
+			r(40, 50, map[string]float64{"l1": 1, "l3": 3}),
+		}, 1},
 		{"failed write seen", []chaosOp{w("l1", 1, 0, 10, chaosFailed), r(20, 30, map[string]float64{"l1": 1})}, 1},
 		{"register roles ignored", []chaosOp{w("r1", 1, 0, 10, chaosOK), r(20, 30, nil)}, 0},
 	}
@@ -593,11 +670,9 @@ func TestChaosLedger(t *testing.T) {
 				t.Parallel()
 				ops := tc.ops
 				if compact {
-					ops = nil
-					for _, op := range tc.ops {
-						op.Weights = maps.Clone(op.Weights)
-						op.compactLedger()
-						ops = append(ops, op)
+					var err error
+					if ops, err = compactLedgerOps(tc.ops); err != nil {
+						t.Fatal(err)
 					}
 				}
 				got := checkLedger(ops, 10)
@@ -609,24 +684,219 @@ func TestChaosLedger(t *testing.T) {
 	}
 }
 
-func TestChaosCompactLedger(t *testing.T) {
-	t.Parallel()
-	op := chaosOp{Kind: chaosRead, Weights: map[string]float64{"l5": 5, "l12": 12, "l6": 7, "r1": 1, "lx": 3, "l07": 7, "l8": 8.5}}
-	op.compactLedger()
-	want := chaosOp{Kind: chaosRead, Weights: map[string]float64{"l6": 7, "r1": 1, "lx": 3, "l07": 7, "l8": 8.5}, Ledger: []int64{5, 12}}
-	if diff := cmp.Diff(want, op); diff != "" {
-		t.Errorf("compacted (-want +got):\n%s", diff)
+// compactLedgerOps returns ops as a run records them: each ledger write
+// gets the next dense index, and each weights read's ledger roles move from
+// Weights to Ledger and LedgerStray (splitLedger).
+func compactLedgerOps(ops []chaosOp) ([]chaosOp, error) {
+	idx := map[int64]int{}
+	out := make([]chaosOp, 0, len(ops))
+	for _, op := range ops {
+		if op.ledgerWrite() {
+			op.LedgerIndex = len(idx)
+			idx[int64(op.Weight)] = op.LedgerIndex
+		}
+		out = append(out, op)
 	}
-	for r, want := range map[string]bool{"l5": true, "l12": true, "l6": true, "l07": true, "l7": false, "l1": false, "lz": false} {
-		if got := op.sawLedger(r); got != want {
-			t.Errorf("sawLedger(%s): got %v, want %v", r, got, want)
+	index := func(seq int64) (int, bool) {
+		i, ok := idx[seq]
+		return i, ok
+	}
+	for i, op := range out {
+		if op.Kind != chaosRead || op.Target != targetWeights || op.Weights == nil {
+			continue
+		}
+		var infos []roleWeight
+		for r, w := range op.Weights {
+			infos = append(infos, roleWeight{Role: r, Weight: w})
+		}
+		ws, ledger, stray, err := splitLedger(infos, index, len(idx))
+		if err != nil {
+			return nil, err
+		}
+		out[i].Weights, out[i].Ledger, out[i].LedgerStray = ws, ledger, stray
+	}
+	return out, nil
+}
+
+func TestChaosSplitLedger(t *testing.T) {
+	t.Parallel()
+	issued := map[int64]int{12: 0, 5: 1, 70: 69} // seq → dense index
+	index := func(seq int64) (int, bool) {
+		i, ok := issued[seq]
+		return i, ok
+	}
+	rw := func(role string, w float64) roleWeight { return roleWeight{Role: role, Weight: w} }
+	infos := []roleWeight{rw("l5", 5), rw("l12", 12), rw("l70", 70), rw("l6", 7), rw("r1", 1), rw("lx", 3), rw("l07", 7), rw("l8", 8.5), rw("l11", 11), rw("l9", 9)}
+	ws, ledger, stray, err := splitLedger(infos, index, 70)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]float64{"l6": 7, "r1": 1, "lx": 3, "l07": 7, "l8": 8.5}, ws); diff != "" {
+		t.Errorf("weights (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]uint64{0b11, 1 << 5}, ledger); diff != "" {
+		t.Errorf("ledger bitset (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int64{9, 11}, stray); diff != "" {
+		t.Errorf("stray (-want +got):\n%s", diff)
+	}
+	op := chaosOp{Kind: chaosRead, Weights: ws, Ledger: ledger, LedgerStray: stray}
+	lw := func(role string, idx int) chaosOp {
+		return chaosOp{Kind: chaosWrite, Role: role, LedgerIndex: idx}
+	}
+	for _, tc := range []struct {
+		write chaosOp
+		want  bool
+	}{
+		{lw("l12", 0), true}, {lw("l5", 1), true}, {lw("l70", 69), true}, {lw("l6", 2), true}, {lw("l07", 3), true},
+		{lw("l9", 4), true}, {lw("l7", 5), false}, {lw("l13", 64), false}, {lw("l1", 70), false}, {lw("lz", 200), false},
+	} {
+		if got := op.sawLedger(tc.write); got != tc.want {
+			t.Errorf("sawLedger(%s, index %d): got %v, want %v", tc.write.Role, tc.write.LedgerIndex, got, tc.want)
 		}
 	}
+	writes := map[int]chaosOp{0: {Role: "l12", Weight: 12}, 1: {Role: "l5", Weight: 5}}
 	seen := map[string]float64{}
-	for r, w := range op.ledgerSeen {
+	for r, w := range op.ledgerSeen(writes) {
 		seen[r] = w
 	}
-	if diff := cmp.Diff(map[string]float64{"l5": 5, "l12": 12, "l6": 7, "lx": 3, "l07": 7, "l8": 8.5}, seen); diff != "" {
+	want := map[string]float64{"l12": 12, "l5": 5, "l#69": 0, "l9": 9, "l11": 11, "l6": 7, "lx": 3, "l07": 7, "l8": 8.5}
+	if diff := cmp.Diff(want, seen); diff != "" {
 		t.Errorf("ledgerSeen (-want +got):\n%s", diff)
 	}
+	for _, dup := range [][]roleWeight{
+		{rw("l5", 5), rw("l5", 5)},
+		{rw("l9", 9), rw("l9", 9)},
+		{rw("r1", 1), rw("r1", 2)},
+	} {
+		if _, _, _, err := splitLedger(dup, index, 70); err == nil {
+			t.Errorf("splitLedger(%v): got no error, want a role listed twice", dup)
+		}
+	}
+}
+
+func TestChaosLedgerBudget(t *testing.T) {
+	t.Parallel()
+	const s = time.Second
+	tests := []struct {
+		issued, budget int
+		elapsed, span  time.Duration
+		want           bool
+	}{
+		{0, 1500, 0, 60 * s, false},
+		{0, 1500, time.Nanosecond, 60 * s, true},
+		{1, 1500, 40 * time.Millisecond, 60 * s, false},
+		{1, 1500, 41 * time.Millisecond, 60 * s, true},
+		{749, 1500, 30 * s, 60 * s, true},
+		{750, 1500, 30 * s, 60 * s, false},
+		{1499, 1500, 60 * s, 60 * s, true},
+		{1500, 1500, 60 * s, 60 * s, false},
+		{1500, 1500, 10 * time.Minute, 60 * s, false},
+		{1499, 1500, 10 * time.Minute, 60 * s, true},
+		{0, 3, 0, 0, true},
+		{3, 3, 0, 0, false},
+		{0, 0, 10 * s, 60 * s, false},
+	}
+	for _, tc := range tests {
+		if got := ledgerAllowed(tc.issued, tc.budget, tc.elapsed, tc.span); got != tc.want {
+			t.Errorf("ledgerAllowed(%d, %d, %v, %v): got %v, want %v", tc.issued, tc.budget, tc.elapsed, tc.span, got, tc.want)
+		}
+	}
+
+	// A history issues at most the budget, with dense indexes, whatever
+	// other writes take sequence numbers in between.
+	h := newChaosHistory()
+	var got []int
+	for i := range 5 {
+		h.nextWeight()
+		seq, idx, ok := h.issueLedger(3, 0)
+		if ok != (i < 3) {
+			t.Fatalf("issue %d: got ok %v, want %v", i, ok, i < 3)
+		}
+		if ok {
+			got = append(got, idx)
+			if want := int64(2 * (i + 1)); seq != want {
+				t.Errorf("issue %d: got seq %d, want %d", i, seq, want)
+			}
+		}
+	}
+	if diff := cmp.Diff([]int{0, 1, 2}, got); diff != "" {
+		t.Errorf("dense indexes (-want +got):\n%s", diff)
+	}
+	if n := h.ledgerIssued(); n != 3 {
+		t.Errorf("ledgerIssued: got %d, want 3", n)
+	}
+	// A budget of 1500 spread over an hour allows one write in the
+	// test's first 2.4 s, not two; no budget allows any number.
+	hour := newChaosHistory()
+	if _, _, ok := hour.issueLedger(1500, time.Hour); !ok {
+		t.Errorf("issueLedger(1500, 1h) at the start: got refused, want ok")
+	}
+	if _, _, ok := hour.issueLedger(1500, time.Hour); ok {
+		t.Errorf("second issueLedger(1500, 1h) at the start: got ok, want refused")
+	}
+	if _, _, ok := h.issueLedger(0, time.Hour); !ok {
+		t.Errorf("issueLedger(0, 1h): got refused, want ok (no limit)")
+	}
+}
+
+// TestChaosLedgerReadSize checks that a weights read that saw a full
+// budget of ledger roles retains about budget/8 bytes: a read listing
+// every ledger role by name or number made long runs' memory grow with the
+// square of their length. Not parallel: it measures the heap.
+func TestChaosLedgerReadSize(t *testing.T) {
+	h := newChaosHistory()
+	// The body is built in a function of its own, so that its garbage
+	// is gone before the first measure.
+	body := func() []byte {
+		var infos []roleWeight
+		for range defaultLedgerBudget {
+			seq, _, ok := h.issueLedger(0, 0)
+			if !ok {
+				t.Fatal("issueLedger with no limit refused")
+			}
+			infos = append(infos, roleWeight{Role: ledgerRole(seq), Weight: float64(seq)})
+		}
+		b, err := json.Marshal(infos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}()
+	const reads = 1000
+	ops := make([]chaosOp, reads)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range ops {
+		if err := h.decodeWeights(body, &ops[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perRead := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / reads
+	// The bitset (budget/8 bytes, rounded to a word and a size class)
+	// and an empty Weights map.
+	const limit = defaultLedgerBudget/8 + 128
+	if perRead > limit {
+		t.Errorf("a read of %d ledger roles retains %d bytes, want at most %d", defaultLedgerBudget, perRead, limit)
+	}
+	t.Logf("a read of %d ledger roles retains %d bytes", defaultLedgerBudget, perRead)
+	for i := range ops {
+		if n := popcount(ops[i].Ledger); n != defaultLedgerBudget || len(ops[i].Weights) != 0 || ops[i].LedgerStray != nil {
+			t.Fatalf("read %d: got %d ledger roles, weights %v, stray %v; want %d, none, none", i, n, ops[i].Weights, ops[i].LedgerStray, defaultLedgerBudget)
+		}
+	}
+	runtime.KeepAlive(ops)
+	runtime.KeepAlive(body)
+}
+
+// popcount counts the bits set in a bitset.
+func popcount(set []uint64) int {
+	n := 0
+	for _, w := range set {
+		n += bits.OnesCount64(w)
+	}
+	return n
 }

@@ -385,6 +385,7 @@ func runChaos(t *testing.T, bin string, cfg chaosConfig) *chaosResult {
 
 	// Clients.
 	hist := newChaosHistory()
+	wl := defaultChaosWorkload(cfg.Interval, cfg.Duration)
 	cctx, stopClients := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	id := 0
@@ -392,7 +393,7 @@ func runChaos(t *testing.T, bin string, cfg chaosConfig) *chaosResult {
 		for range cfg.Clients {
 			c := &chaosClient{ID: id, Base: cc.url(i), HTTP: newChaosHTTPClient(), Timeout: 3 * time.Second, MaxHops: 4, Hist: hist}
 			rng := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(id)))
-			wg.Go(func() { c.run(cctx, rng, defaultChaosWorkload(cfg.Interval)) })
+			wg.Go(func() { c.run(cctx, rng, wl) })
 			id++
 		}
 	}
@@ -512,6 +513,7 @@ func runChaos(t *testing.T, bin string, cfg chaosConfig) *chaosResult {
 	case porcupine.Unknown:
 		res.Problems = append(res.Problems, "linearizability check timed out")
 	}
+	t.Logf("ledger: %d writes issued (budget %d over %v)", hist.ledgerIssued(), wl.LedgerBudget, wl.LedgerSpan)
 	if bad := checkLedger(ops, 20); len(bad) > 0 {
 		res.Problems = append(res.Problems, "ledger: "+strings.Join(bad, "\n  "))
 	}

@@ -354,7 +354,7 @@ func TestChaosWorkloadMix(t *testing.T) {
 	count := map[chaosTarget]map[chaosOpKind]int{targetWeights: {}, targetQuota: {}, targetSchedule: {}}
 	removals, conflicts := 0, 0
 	for range n {
-		op := c.step(t.Context(), rng, defaultChaosWorkload(time.Millisecond))
+		op := c.step(t.Context(), rng, defaultChaosWorkload(time.Millisecond, 0))
 		count[op.Target][op.Kind]++
 		if op.Target == targetQuota && op.Kind == chaosWrite && op.Weight == 0 {
 			removals++
