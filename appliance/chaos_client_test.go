@@ -820,3 +820,41 @@ func TestChaosClient(t *testing.T) {
 		})
 	}
 }
+
+// TestChaosStepLedgerBudget checks that a client's ledger writes beyond the
+// run's budget go to register roles instead.
+func TestChaosStepLedgerBudget(t *testing.T) {
+	t.Parallel()
+	leader := &fakeWeightsMaster{weights: map[string]float64{}, quota: map[string]float64{}}
+	ls := httptest.NewServer(leader)
+	t.Cleanup(ls.Close)
+	h := newChaosHistory()
+	c := &chaosClient{ID: 1, Base: ls.URL, HTTP: newChaosHTTPClient(), Timeout: 2 * time.Second, MaxHops: 1, Hist: h}
+	wl := chaosWorkload{Registers: 2, LedgerEvery: 1, LedgerBudget: 3, Interval: time.Millisecond}
+	rng := rand.New(rand.NewPCG(5, 1))
+	writes := map[bool]int{} // ledger role → count
+	var idxs []int
+	for range 60 {
+		op := c.step(t.Context(), rng, wl)
+		if op.Kind != chaosWrite {
+			continue
+		}
+		writes[op.ledgerWrite()]++
+		if op.ledgerWrite() {
+			idxs = append(idxs, op.LedgerIndex)
+		}
+	}
+	if writes[true] != 3 || writes[false] == 0 {
+		t.Errorf("got %d ledger and %d register writes, want 3 ledger (the budget) and some register", writes[true], writes[false])
+	}
+	if diff := cmp.Diff([]int{0, 1, 2}, idxs); diff != "" {
+		t.Errorf("ledger writes' indexes (-want +got):\n%s", diff)
+	}
+	op := c.read(t.Context())
+	if n := popcount(op.Ledger); op.Outcome != chaosOK || n != 3 || len(op.LedgerStray) != 0 {
+		t.Errorf("read: got %s with %d ledger roles, stray %v; want ok with 3, none", op.Outcome, n, op.LedgerStray)
+	}
+	if bad := checkLedger(h.snapshot(), 10); len(bad) > 0 {
+		t.Errorf("checkLedger: %q", bad)
+	}
+}
