@@ -375,25 +375,29 @@ func porcupineHistory(ops []chaosOp) []porcupine.Operation {
 }
 
 // checkChaosHistory checks ops for linearizability against chaosModel in
-// at most two passes of timeout each, and returns the verdict, the pass's
-// linearization info and the number of operations it checked. The first
-// pass leaves out every unknown quota removal (as if each took effect after
-// all else, where it changes nothing): a linearization found so is one of
-// the whole history. Only if it finds none does the second pass keep the
-// removals some read of no quota may need, each never returning, which can
-// make porcupine's search grow with 2 to the power of their number.
-func checkChaosHistory(ops []chaosOp, timeout time.Duration) (porcupine.CheckResult, porcupine.LinearizationInfo, int) {
+// at most two passes of timeout each, and returns the verdict and the
+// porcupine history of the pass that gave it. The first pass leaves out
+// every unknown quota removal (as if each took effect after all else, where
+// it changes nothing): a linearization found so is one of the whole
+// history. Only if it finds none does the second pass keep the removals
+// some read of no quota may need, each never returning, which can make
+// porcupine's search grow with 2 to the power of their number.
+//
+// The passes compute no linearization info: porcupine's partial
+// linearizations take memory growing with the square of a register's
+// operations (gigabytes for a few minutes of clients), so a caller that
+// wants the visualisation asks for it on the returned history.
+func checkChaosHistory(ops []chaosOp, timeout time.Duration) (porcupine.CheckResult, []porcupine.Operation) {
 	h := porcupineHistoryOf(ops, false)
-	res, info := porcupine.CheckOperationsVerbose(chaosModel(), h, timeout)
+	res := porcupine.CheckOperationsTimeout(chaosModel(), h, timeout)
 	if res != porcupine.Illegal {
-		return res, info, len(h)
+		return res, h
 	}
 	full := porcupineHistoryOf(ops, true)
 	if len(full) == len(h) {
-		return res, info, len(h)
+		return res, h
 	}
-	res, info = porcupine.CheckOperationsVerbose(chaosModel(), full, timeout)
-	return res, info, len(full)
+	return porcupine.CheckOperationsTimeout(chaosModel(), full, timeout), full
 }
 
 // porcupineHistoryOf is porcupineHistory, leaving every unknown quota

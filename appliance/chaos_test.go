@@ -44,6 +44,7 @@ var (
 	chaosOut      = flag.String("chaos.out", "_chaos", "directory for the history, schedule, logs and porcupine visualisation of failed runs")
 	chaosBinary   = flag.String("chaos.binary", "", "regent binary to run (default: built from this tree)")
 	chaosKeep     = flag.Bool("chaos.keep", false, "keep the history and logs of passing runs too")
+	chaosVisual   = flag.Int("chaos.visualize", 30000, "most operations whose porcupine visualisation a run writes (it takes memory growing with their square)")
 )
 
 // chaosCluster is the cluster of one chaos run: appliances on loopback, or
@@ -504,9 +505,9 @@ func runChaos(t *testing.T, bin string, cfg chaosConfig) *chaosResult {
 
 	model := chaosModel()
 	checkStart := time.Now()
-	lin, info, checked := checkChaosHistory(ops, 2*time.Minute)
+	lin, checked := checkChaosHistory(ops, 2*time.Minute)
 	res.Linear = lin
-	t.Logf("porcupine: %s on %d operations in %v", lin, checked, time.Since(checkStart).Round(time.Millisecond))
+	t.Logf("porcupine: %s on %d operations in %v", lin, len(checked), time.Since(checkStart).Round(time.Millisecond))
 	switch lin {
 	case porcupine.Illegal:
 		res.Problems = append(res.Problems, "history is not linearizable (see porcupine.html)")
@@ -534,6 +535,13 @@ func runChaos(t *testing.T, bin string, cfg chaosConfig) *chaosResult {
 	t.Logf("seed %d:\n%s", cfg.Seed, summaryTable([]*chaosResult{res}))
 
 	if len(res.Problems) > 0 || *chaosKeep {
+		var info *porcupine.LinearizationInfo
+		if len(checked) <= *chaosVisual {
+			_, li := porcupine.CheckOperationsVerbose(model, checked, 2*time.Minute)
+			info = &li
+		} else {
+			t.Logf("no porcupine.html: %d operations, more than -chaos.visualize=%d", len(checked), *chaosVisual)
+		}
 		out, err := writeChaosFiles(*chaosOut, cfg, res, ops, logFile.Name(), model, info)
 		if err != nil {
 			t.Errorf("write chaos files: %v", err)
@@ -641,8 +649,9 @@ func tailLogs(ms []*localMaster, n int) string {
 }
 
 // writeChaosFiles writes a run's schedule, faults, history, the cluster's
-// log and porcupine's visualisation under out/<seed>/.
-func writeChaosFiles(out string, cfg chaosConfig, res *chaosResult, ops []chaosOp, clusterLog string, model porcupine.Model, info porcupine.LinearizationInfo) (string, error) {
+// log and porcupine's visualisation (if info is not nil) under
+// out/<seed>/.
+func writeChaosFiles(out string, cfg chaosConfig, res *chaosResult, ops []chaosOp, clusterLog string, model porcupine.Model, info *porcupine.LinearizationInfo) (string, error) {
 	dir, err := filepath.Abs(filepath.Join(out, strconv.FormatInt(cfg.Seed, 10)))
 	if err != nil {
 		return "", err
@@ -672,8 +681,10 @@ func writeChaosFiles(out string, cfg chaosConfig, res *chaosResult, ops []chaosO
 			return "", err
 		}
 	}
-	if err := porcupine.VisualizePath(model, info, filepath.Join(dir, "porcupine.html")); err != nil {
-		return "", fmt.Errorf("visualise: %w", err)
+	if info != nil {
+		if err := porcupine.VisualizePath(model, *info, filepath.Join(dir, "porcupine.html")); err != nil {
+			return "", fmt.Errorf("visualise: %w", err)
+		}
 	}
 	return dir, nil
 }
@@ -697,7 +708,7 @@ func TestChaosWriteFiles(t *testing.T) {
 	}
 	cfg := chaosConfig{Seed: 42, Duration: 45 * time.Second, Masters: 3, Kinds: processFaults}
 	res := &chaosResult{Seed: 42, Schedule: chaosSchedule(42, 45*time.Second, 3, processFaults), Problems: []string{"history is not linearizable"}, Linear: lin}
-	out, err := writeChaosFiles(filepath.Join(dir, "_chaos"), cfg, res, ops, logPath, model, info)
+	out, err := writeChaosFiles(filepath.Join(dir, "_chaos"), cfg, res, ops, logPath, model, &info)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -136,7 +136,7 @@ func TestChaosModelQuotaSchedule(t *testing.T) {
 			if res != want {
 				t.Errorf("history %+v: got %s, want %s", tc.ops, res, want)
 			}
-			if res, _, _ := checkChaosHistory(tc.ops, 10*time.Second); res != want {
+			if res, _ := checkChaosHistory(tc.ops, 10*time.Second); res != want {
 				t.Errorf("history %+v: checkChaosHistory: got %s, want %s", tc.ops, res, want)
 			}
 		})
@@ -413,12 +413,14 @@ func unknownRemovalRounds(n int64) []chaosOp {
 // many, the second pass may time out: Unknown, never Ok).
 func TestChaosCheckManyUnknownRemovals(t *testing.T) {
 	t.Parallel()
-	res, _, n := checkChaosHistory(unknownRemovalRounds(40), 10*time.Second)
+	res, h := checkChaosHistory(unknownRemovalRounds(40), 10*time.Second)
+	n := len(h)
 	if res != porcupine.Ok || n != 160 {
 		t.Errorf("got %s on %d operations, want %s on 160 (no unknown removal)", res, n, porcupine.Ok)
 	}
 	ops := append(unknownRemovalRounds(5), chaosOp{Client: 2, Kind: chaosRead, Target: targetQuota, Call: 5000, Return: 5010, Outcome: chaosOK, Weights: map[string]float64{"q0": 1}})
-	res, _, n = checkChaosHistory(ops, 10*time.Second)
+	res, h = checkChaosHistory(ops, 10*time.Second)
+	n = len(h)
 	if res != porcupine.Illegal || n != 26 {
 		t.Errorf("with a stale read: got %s on %d operations, want %s on 26 (the unknown removals kept)", res, n, porcupine.Illegal)
 	}
