@@ -389,7 +389,7 @@ func porcupineHistory(ops []chaosOp) []porcupine.Operation {
 // wants the visualisation asks for it on the returned history.
 func checkChaosHistory(ops []chaosOp, timeout time.Duration) (porcupine.CheckResult, []porcupine.Operation) {
 	h := porcupineHistoryOf(ops, false)
-	res := porcupine.CheckOperationsTimeout(chaosModel(), h, timeout)
+	res := checkRegisters(h, timeout)
 	if res != porcupine.Illegal {
 		return res, h
 	}
@@ -397,7 +397,32 @@ func checkChaosHistory(ops []chaosOp, timeout time.Duration) (porcupine.CheckRes
 	if len(full) == len(h) {
 		return res, h
 	}
-	return porcupine.CheckOperationsTimeout(chaosModel(), full, timeout), full
+	return checkRegisters(full, timeout), full
+}
+
+// checkRegisters checks h against chaosModel one register after another
+// (partitionByRole), within timeout in all. Porcupine would check them all
+// at once, each search caching a bitset over its register's operations per
+// state it reaches: memory growing with the square of the operations, for
+// every register at the same time.
+func checkRegisters(h []porcupine.Operation, timeout time.Duration) porcupine.CheckResult {
+	model := chaosModel()
+	model.Partition = nil // each history checked is one register's
+	deadline := time.Now().Add(timeout)
+	res := porcupine.Ok
+	for _, part := range partitionByRole(h) {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return porcupine.Unknown // porcupine takes 0 as no timeout
+		}
+		switch porcupine.CheckOperationsTimeout(model, part, left) {
+		case porcupine.Illegal:
+			return porcupine.Illegal
+		case porcupine.Unknown:
+			res = porcupine.Unknown
+		}
+	}
+	return res
 }
 
 // porcupineHistoryOf is porcupineHistory, leaving every unknown quota
