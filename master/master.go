@@ -62,7 +62,7 @@ func New(cfg Config, lg Log) (*Master, error) {
 	}
 	m.proposer = m.cfg.ID + "@" + strconv.FormatInt(m.start.UnixNano(), 10)
 	m.metrics = newMetrics(m)
-	m.reg = newRegistrar(&m.cfg, lg, m.proposer, m.metrics.observeStore)
+	m.reg = newRegistrar(&m.cfg, lg, m.proposer, m.metrics.observeStore, m.metrics.stages)
 	m.handler = m.routes()
 	m.self = m.masterInfo(cfg.IP, cfg.Port)
 	return m, nil

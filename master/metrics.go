@@ -21,6 +21,7 @@ type metrics struct {
 	storeHist *prometheus.HistogramVec
 	fetchHist prometheus.Histogram
 	httpHist  *prometheus.HistogramVec
+	stages    *writeStages
 
 	mu      sync.Mutex
 	storeMs []float64 // recent store latencies, a ring of at most sampleCap
@@ -46,6 +47,8 @@ func newMetrics(m *Master) *metrics {
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
+	mt.stages = newWriteStages()
+	mt.reg.MustRegister(mt.stages.collectors()...)
 	mt.reg.MustRegister(
 		mt.storeHist, mt.fetchHist, mt.httpHist,
 		gauge("regent_master_elected", "1 while this master leads.", func() float64 { return b2f(m.isLeading()) }),

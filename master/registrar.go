@@ -31,6 +31,7 @@ type registrar struct {
 	snapshotEntries int
 	snapshotBytes   int
 	observeStore    func(kind string, d time.Duration)
+	stages          *writeStages // nil: stages not timed
 
 	submitc chan *proposal
 	queued  atomic.Int64
@@ -48,12 +49,12 @@ type registrar struct {
 	sinceSnap   int       // entries since the last snapshot
 	sinceBytes  int       // bytes of entries since the last snapshot
 	changed     chan struct{}
-	waiters     map[uint64][]*proposal // own batches in flight, by sequence
-	plain       []ownBatch             // own plain batches in flight (see plainBatch)
-	plainUsed   uint64                 // own plain batches applied without decoding, for tests
-	proposedSeq uint64                 // highest own batch sequence proposed
-	written     uint64                 // one past the highest position known written (own writes, or the log's end at election)
-	canSnapshot bool                   // set once the leader's registry is recovered
+	waiters     map[uint64]*inflight // own batches in flight, by sequence
+	plain       []ownBatch           // own plain batches in flight (see plainBatch)
+	plainUsed   uint64               // own plain batches applied without decoding, for tests
+	proposedSeq uint64               // highest own batch sequence proposed
+	written     uint64               // one past the highest position known written (own writes, or the log's end at election)
+	canSnapshot bool                 // set once the leader's registry is recovered
 }
 
 // ownBatch is a batch this master proposed and the bytes it stored.
@@ -64,11 +65,19 @@ type ownBatch struct {
 
 // proposal is one submitted operation and where its result goes.
 type proposal struct {
-	op   Operation
-	done chan error // buffered 1
+	op        Operation
+	done      chan error // buffered 1
+	submitted time.Time  // when submit was called, for stage timings
+	resolved  time.Time  // when the result was sent on done; read after receiving it
 }
 
-func newRegistrar(cfg *Config, lg Log, proposer string, observe func(string, time.Duration)) *registrar {
+// inflight is an own batch handed to the log and not yet applied.
+type inflight struct {
+	ps     []*proposal
+	called time.Time // when Append was called, for stage timings
+}
+
+func newRegistrar(cfg *Config, lg Log, proposer string, observe func(string, time.Duration), stages *writeStages) *registrar {
 	return &registrar{
 		log:             lg,
 		logger:          cfg.Logger,
@@ -81,11 +90,12 @@ func newRegistrar(cfg *Config, lg Log, proposer string, observe func(string, tim
 		snapshotEntries: cfg.SnapshotEntries,
 		snapshotBytes:   cfg.SnapshotBytes,
 		observeStore:    observe,
+		stages:          stages,
 		submitc:         make(chan *proposal, 4096),
 		aborted:         make(chan struct{}),
 		reg:             &Registry{},
 		changed:         make(chan struct{}),
-		waiters:         map[uint64][]*proposal{},
+		waiters:         map[uint64]*inflight{},
 	}
 }
 
@@ -122,9 +132,10 @@ func (r *registrar) follow(ctx context.Context) error {
 // applyEntry applies one learned entry and resolves this master's waiters.
 func (r *registrar) applyEntry(e Entry) error {
 	var (
-		resolve []*proposal
+		resolve *inflight
 		results []error
 	)
+	start := time.Now()
 	r.mu.Lock()
 	if e.Position < r.next {
 		r.mu.Unlock()
@@ -177,8 +188,14 @@ func (r *registrar) applyEntry(e Entry) error {
 	close(r.changed)
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
-	for i, p := range resolve {
+	if resolve == nil {
+		return nil
+	}
+	end := time.Now()
+	r.stages.applied(len(resolve.ps), start.Sub(resolve.called), end.Sub(start))
+	for i, p := range resolve.ps {
 		if i < len(results) {
+			p.resolved = end
 			p.done <- results[i]
 		}
 	}
@@ -189,7 +206,7 @@ func (r *registrar) applyEntry(e Entry) error {
 // the result of applying it (an *OpError if the registry refused it). Only
 // the leader's proposer consumes submissions.
 func (r *registrar) submit(ctx context.Context, op Operation) error {
-	p := &proposal{op: op, done: make(chan error, 1)}
+	p := &proposal{op: op, done: make(chan error, 1), submitted: time.Now()}
 	r.queued.Add(1)
 	select {
 	case r.submitc <- p:
@@ -202,6 +219,9 @@ func (r *registrar) submit(ctx context.Context, op Operation) error {
 	}
 	select {
 	case err := <-p.done:
+		if !p.resolved.IsZero() {
+			r.stages.replied(time.Since(p.resolved))
+		}
 		return err
 	case <-r.aborted:
 		select {
@@ -223,10 +243,10 @@ func (r *registrar) abort(err error) {
 		close(r.aborted)
 		r.mu.Lock()
 		ws := r.waiters
-		r.waiters = map[uint64][]*proposal{}
+		r.waiters = map[uint64]*inflight{}
 		r.mu.Unlock()
-		for _, ps := range ws {
-			for _, p := range ps {
+		for _, w := range ws {
+			for _, p := range w.ps {
 				p.done <- fmt.Errorf("%w: %w", ErrRegistrarAborted, err)
 			}
 		}
@@ -250,6 +270,7 @@ func (r *registrar) propose(ctx context.Context) {
 			return
 		case first = <-r.submitc:
 		}
+		waitFrom := time.Now()
 		// Take an in-flight slot before draining the queue, so operations
 		// that arrive while every slot is busy join the next batch.
 		select {
@@ -263,6 +284,7 @@ func (r *registrar) propose(ctx context.Context) {
 			r.failAll([]*proposal{first}, r.abortErr)
 			return
 		}
+		slotWait := time.Since(waitFrom)
 		ps := []*proposal{first}
 	drain:
 		for len(ps) < r.maxBatchOps {
@@ -292,6 +314,13 @@ func (r *registrar) propose(ctx context.Context) {
 				return
 			}
 		}
+		sealedAt := time.Now()
+		if r.stages != nil {
+			r.stages.sealed(len(ps), slotWait, len(sem))
+			for _, p := range ps {
+				r.stages.queued(sealedAt.Sub(p.submitted))
+			}
+		}
 		b := &batch{Version: batchVersion, Time: r.now().UnixNano(), Proposer: r.proposer, Ops: make([]Operation, len(ps))}
 		for i, p := range ps {
 			b.Ops[i] = p.op
@@ -299,25 +328,29 @@ func (r *registrar) propose(ctx context.Context) {
 		r.mu.Lock()
 		r.proposedSeq++
 		b.Seq = r.proposedSeq
-		r.waiters[b.Seq] = ps
 		r.mu.Unlock()
 		data, err := encodeBatch(b)
 		if err != nil {
 			<-sem
 			r.abort(err)
+			r.failAll(ps, fmt.Errorf("%w: %w", ErrRegistrarAborted, err))
 			return
 		}
+		w := &inflight{ps: ps, called: time.Now()}
+		r.stages.handedOver(len(ps), len(data), w.called.Sub(sealedAt))
+		r.mu.Lock()
+		r.waiters[b.Seq] = w
 		if plainBatch(b) {
 			// The log owns data once appended: keep a copy to recognise it.
-			r.mu.Lock()
 			r.plain = append(r.plain, ownBatch{data: bytes.Clone(data), b: b})
-			r.mu.Unlock()
 		}
+		r.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
 			pos, err := r.store(ctx, "append", data, r.log.Append)
+			r.stages.appended(len(w.ps), time.Since(w.called))
 			if err != nil {
 				if ctx.Err() != nil {
 					r.abort(fmt.Errorf("store batch %d: %w", b.Seq, ctx.Err()))
