@@ -115,16 +115,25 @@ func newLogCluster(dir string, n int, log hclog.Logger) (*logCluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new log cluster: %w", err)
 	}
-	c := &logCluster{dir: dir, log: log, quorum: n/2 + 1}
-	for i, p := range ports {
-		addr := "127.0.0.1:" + strconv.Itoa(p)
+	var masters []string
+	for _, p := range ports {
+		masters = append(masters, "127.0.0.1:"+strconv.Itoa(p))
+	}
+	return newLogClusterAt(dir, masters, log), nil
+}
+
+// newLogClusterAt returns a cluster of one replica per address in masters,
+// replica i keeping its store under dir/r<i+1>. No replica is started.
+func newLogClusterAt(dir string, masters []string, log hclog.Logger) *logCluster {
+	c := &logCluster{dir: dir, log: log, quorum: len(masters)/2 + 1}
+	for i, addr := range masters {
 		c.masters = append(c.masters, addr)
 		c.replicas = append(c.replicas, &logReplica{
 			addr: addr,
 			dir:  filepath.Join(dir, "r"+strconv.Itoa(i+1), ReplicatedLogDir),
 		})
 	}
-	return c, nil
+	return c
 }
 
 // startReplica opens replica i's store and starts its node and transport.
@@ -315,6 +324,17 @@ type logBenchOptions struct {
 	Logger   hclog.Logger
 	AtEnd    func() error // called while the cluster still runs, after the measurements (a heap profile)
 	Trace    io.Writer    // if set, receives a runtime execution trace of the appends only
+	// Processes runs each replica in a process of its own (see
+	// runLogBenchProcesses), Binary (default: this executable) with the
+	// hidden "regent log bench-replica". The children write their logs, at
+	// ChildLogLevel, to ChildStderr (default os.Stderr), and, if set, heap
+	// and CPU profiles to ChildMemProfile and ChildCPUProfile plus ".r<replica>".
+	Processes       bool
+	Binary          string
+	ChildStderr     io.Writer
+	ChildLogLevel   string
+	ChildMemProfile string
+	ChildCPUProfile string
 }
 
 func (o *logBenchOptions) validate() error {
@@ -339,6 +359,9 @@ func (o *logBenchOptions) validate() error {
 	}
 	if o.Catchup > 0 && o.Replicas < 3 {
 		errs = append(errs, fmt.Errorf("-catchup needs at least 3 replicas (one stopped, a quorum left), not %d", o.Replicas))
+	}
+	if o.Processes && (o.Catchup > 0 || o.Trace != nil || o.AtEnd != nil) {
+		errs = append(errs, errors.New("-processes runs no -catchup, -trace or -cpuprofile/-memprofile of this process (the replicas write -memprofile and -cpuprofile as FILE.r<replica>)"))
 	}
 	if o.Catchup > 0 && o.Count > 0 {
 		errs = append(errs, errors.New("-catchup and -count exclude each other: -catchup N writes N positions"))
@@ -370,15 +393,21 @@ type logBenchResult struct {
 	// FollowerFsyncsPerS and FollowerSaveMeanMs are the same for replica 2.
 	FollowerFsyncsPerS float64 `json:"follower_fsyncs_per_s"`
 	FollowerSaveMeanMs float64 `json:"follower_save_mean_ms"`
-	// RSSMB is the process's peak resident set (VmHWM), RSSNowMB its
-	// resident set at the end (VmRSS), in MiB: every replica together.
+	// RSSMB is the peak resident set (VmHWM), RSSNowMB the resident set at
+	// the end (VmRSS), in MiB: with Processes, of one replica process (the
+	// largest); without, of this process, every replica together.
 	RSSMB    float64 `json:"rss_mb"`
 	RSSNowMB float64 `json:"rss_now_mb"`
 	// RSSAnonMB and RSSFileMB split the resident set at the end: anonymous
 	// memory (the Go heap, Badger's arenas) and mapped files (Badger's
-	// tables and logs, reclaimable page cache).
+	// tables and logs, reclaimable page cache). With Processes, the
+	// largest of the replica processes'.
 	RSSAnonMB float64 `json:"rss_anon_mb"`
 	RSSFileMB float64 `json:"rss_file_mb"`
+	// Processes is set when each replica ran in a process of its own;
+	// ReplicaRSS then holds each one's memory, replica 1 first.
+	Processes  bool         `json:"processes,omitempty"`
+	ReplicaRSS []replicaRSS `json:"replica_rss,omitempty"`
 
 	// Stages are the medians of the steps of one append, with one writer
 	// only (stageSpans).
@@ -394,6 +423,9 @@ type logBenchResult struct {
 // o.Catchup positions are written, then wiped and restarted, and the time
 // until it votes with every position learned is measured.
 func runLogBench(ctx context.Context, o logBenchOptions) (*logBenchResult, error) {
+	if o.Processes {
+		return runLogBenchProcesses(ctx, o)
+	}
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
@@ -617,8 +649,14 @@ func processRSS() (peak, now float64) {
 // procStatus returns the sizes in /proc/self/status, in MiB, by name
 // (VmHWM, VmRSS, RssAnon, RssFile, …); empty where that file does not exist.
 func procStatus() map[string]float64 {
+	return parseProcStatus("/proc/self/status")
+}
+
+// parseProcStatus returns the sizes in the /proc/<pid>/status file at path,
+// in MiB, by name; empty where that file does not exist.
+func parseProcStatus(path string) map[string]float64 {
 	out := map[string]float64{}
-	b, err := os.ReadFile("/proc/self/status")
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return out
 	}

@@ -1,10 +1,18 @@
 package appliance
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/regent-ha/regent/replog/badgerstore"
 )
 
 // TestLogBenchStagesAndTrace: with one writer the bench times the stages of
@@ -37,4 +45,86 @@ func TestLogBenchStagesAndTrace(t *testing.T) {
 	if err != nil || fi.Size() == 0 {
 		t.Errorf("trace file: %v, %v; want a non-empty file", fi, err)
 	}
+}
+
+// TestLogBenchProcesses: with -processes each replica runs in a process of
+// its own (the regent binary's hidden "log bench-replica"), and the bench
+// reports every replica's memory, rss_mb being the largest.
+func TestLogBenchProcesses(t *testing.T) {
+	bin := buildRegent(t)
+	t.Parallel()
+	dir := t.TempDir()
+	var stderr bytes.Buffer
+	res, err := runLogBench(context.Background(), logBenchOptions{
+		Replicas: 3, Size: 512, Writers: 4, Count: 300,
+		Processes: true, Binary: bin, ChildStderr: &stderr,
+		ChildMemProfile: filepath.Join(dir, "heap"),
+		Dir:             filepath.Join(dir, "bench"),
+	})
+	if err != nil {
+		t.Fatalf("runLogBench: %v\nreplicas' stderr:\n%s", err, stderr.String())
+	}
+	if !res.Processes || res.Appends != 300 || res.Errors != 0 {
+		t.Errorf("processes %v, appends %d, errors %d; want true, 300, 0", res.Processes, res.Appends, res.Errors)
+	}
+	if res.P50Ms <= 0 || res.P99Ms < res.P50Ms || res.BatchMean < 1 || res.FsyncsPerS <= 0 || res.FollowerFsyncsPerS <= 0 {
+		t.Errorf("figures not sane: %+v", res)
+	}
+	if len(res.ReplicaRSS) != 3 {
+		t.Fatalf("%d replicas' RSS, want 3: %+v", len(res.ReplicaRSS), res.ReplicaRSS)
+	}
+	var peak float64
+	for i, m := range res.ReplicaRSS {
+		if m.PeakMB <= 0 || m.NowMB <= 0 || m.NowMB > m.PeakMB || m.AnonMB <= 0 {
+			t.Errorf("replica %d: %+v; want 0 < now ≤ peak, anonymous > 0", i+1, m)
+		}
+		peak = max(peak, m.PeakMB)
+		// Each replica wrote its store in its own directory, and its heap
+		// profile.
+		if _, err := os.Stat(filepath.Join(dir, "bench", "r"+strconv.Itoa(i+1), ReplicatedLogDir)); err != nil {
+			t.Errorf("replica %d's store: %v", i+1, err)
+		}
+		if fi, err := os.Stat(filepath.Join(dir, "heap.r"+strconv.Itoa(i+1))); err != nil || fi.Size() == 0 {
+			t.Errorf("replica %d's heap profile: %v", i+1, err)
+		}
+	}
+	if res.RSSMB != peak {
+		t.Errorf("rss_mb %v, want the largest replica's peak %v", res.RSSMB, peak)
+	}
+	// The table says the RSS is per replica.
+	var out bytes.Buffer
+	res.writeTable(&out)
+	for _, want := range []string{"per replica", "replica 3"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestLogBenchReplicaExitsWithoutBench: a replica child whose stdin ends
+// (the bench is gone) stops and returns, releasing its store.
+func TestLogBenchReplicaExitsWithoutBench(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ports, err := freePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err = serveBenchReplica(context.Background(), strings.NewReader(`{"op":"mark"}`+"\n"+`{"op":"stats"}`+"\n"), &out, benchReplicaOptions{
+		Index: 0, Masters: []string{"127.0.0.1:" + strconv.Itoa(ports[0])}, Dir: dir, Logger: hclog.NewNullLogger(),
+	})
+	if err != nil {
+		t.Fatalf("serveBenchReplica: %v", err)
+	}
+	// Three replies: started, mark, stats.
+	if n := strings.Count(out.String(), "\n"); n != 3 || strings.Contains(out.String(), "err") {
+		t.Errorf("replies %q; want 3 without errors", out.String())
+	}
+	// The store is closed: it opens again.
+	st, err := badgerstore.Open(filepath.Join(dir, "r1", ReplicatedLogDir), badgerstore.Options{})
+	if err != nil {
+		t.Fatalf("reopen the replica's store: %v", err)
+	}
+	st.Close()
 }

@@ -85,6 +85,7 @@ func commands() *command {
 		}},
 		{name: "log", summary: "work with the local replica of the replicated log", subs: []*command{
 			{name: "bench", args: "[flags]", summary: "measure write throughput and latency of the replicated log", run: cmdLogBench},
+			{name: "bench-replica", args: "[flags]", summary: "run one replica of log bench -processes (started by log bench)", run: cmdLogBenchReplica, hidden: true},
 			{name: "inspect", args: "[flags]", summary: "print the local replica's metadata and positions", run: cmdLogInspect},
 			{name: "initialize", args: "[flags]", summary: "initialize an empty replica so that it may vote", run: cmdLogInitialize},
 		}},

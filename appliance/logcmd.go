@@ -40,6 +40,7 @@ func cmdLogBench(ctx context.Context, e *Env, args []string) int {
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to append (ignored with -count)")
 	fs.IntVar(&o.Count, "count", 0, "append this many entries instead of running for -duration")
 	fs.IntVar(&o.Catchup, "catchup", 0, "write this many positions with one replica stopped, then wipe it, restart it and time its catch-up")
+	fs.BoolVar(&o.Processes, "processes", false, "run each replica in a process of its own (RSS then per replica); replica 1's process runs the appenders")
 	fs.IntVar(&o.Window, "window", 0, "positions in flight at most (the core's window; 0: what a master uses)")
 	memtable := fs.Int("memtable_mb", 0, "Badger memtable size in MiB (0: what a master uses)")
 	dir := fs.String("dir", "", "directory for the replicas' stores (default: a new temporary directory, removed at exit)")
@@ -59,6 +60,14 @@ func cmdLogBench(ctx context.Context, e *Env, args []string) int {
 		return e.usageError("%v", err)
 	}
 	o.Logger = NewLogger(LogOptions{Name: "regent", Level: *logLevel, Output: e.Stderr})
+	if o.Processes {
+		o.ChildStderr, o.ChildLogLevel = e.Stderr, *logLevel
+		o.ChildCPUProfile, o.ChildMemProfile = *cpuProfile, *memProfile
+		*cpuProfile, *memProfile = "", ""
+		if *traceFile != "" {
+			return e.usageError("-processes runs no -trace")
+		}
+	}
 
 	d := *dir
 	var err error
@@ -140,7 +149,14 @@ func (r *logBenchResult) writeTable(w io.Writer) {
 	fmt.Fprintf(tw, "latency p50 / p99 / p99.9\t%.3f / %.3f / %.3f ms\n", r.P50Ms, r.P99Ms, r.P999Ms)
 	fmt.Fprintf(tw, "batch\t%.1f positions per write message (coordinator)\n", r.BatchMean)
 	fmt.Fprintf(tw, "fsyncs/s\t%.0f (coordinator's synced saves, %.3f ms each); a follower: %.0f, %.3f ms each\n", r.FsyncsPerS, r.SaveMeanMs, r.FollowerFsyncsPerS, r.FollowerSaveMeanMs)
-	fmt.Fprintf(tw, "RSS\tpeak %.0f MiB, now %.0f MiB = %.0f anonymous + %.0f mapped files (whole process: %d replicas)\n", r.RSSMB, r.RSSNowMB, r.RSSAnonMB, r.RSSFileMB, r.Replicas)
+	if r.Processes {
+		fmt.Fprintf(tw, "RSS\tpeak %.0f MiB per replica (the largest of %d replica processes)\n", r.RSSMB, len(r.ReplicaRSS))
+		for i, m := range r.ReplicaRSS {
+			fmt.Fprintf(tw, "  replica %d\tpeak %.0f MiB, now %.0f MiB = %.0f anonymous + %.0f mapped files\n", i+1, m.PeakMB, m.NowMB, m.AnonMB, m.FileMB)
+		}
+	} else {
+		fmt.Fprintf(tw, "RSS\tpeak %.0f MiB, now %.0f MiB = %.0f anonymous + %.0f mapped files (whole process: %d replicas)\n", r.RSSMB, r.RSSNowMB, r.RSSAnonMB, r.RSSFileMB, r.Replicas)
+	}
 	for _, sp := range r.Stages {
 		fmt.Fprintf(tw, "  %s\t%.3f ms p50 (%d)\n", sp.Name, sp.P50Ms, sp.Count)
 	}
