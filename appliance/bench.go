@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -18,6 +19,10 @@ import (
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // cmdBench runs "regent bench": HTTP clients writing registry operations
@@ -112,8 +117,29 @@ func cmdBench(ctx context.Context, e *Env, args []string) int {
 	if res.FirstError != "" {
 		fmt.Fprintf(tw, "first error\t%s\n", res.FirstError)
 	}
+	printWriteStages(tw, res)
 	tw.Flush()
 	return ExitOK
+}
+
+// printWriteStages prints the leader's stage timings and batch shape of
+// res, or why there are none.
+func printWriteStages(tw io.Writer, res *httpBenchResult) {
+	if res.StagesError != "" {
+		fmt.Fprintf(tw, "leader's stages\tnone: %s\n", res.StagesError)
+		return
+	}
+	if len(res.Stages) == 0 {
+		return
+	}
+	fmt.Fprintf(tw, "leader's stages\tcount\tmean / p50 / p99 ms (p50 and p99 from histogram buckets)\n")
+	for _, st := range res.Stages {
+		fmt.Fprintf(tw, "  %s\t%d\t%.3f / %.3f / %.3f\n", st.Name, st.Count, st.MeanMs, st.P50Ms, st.P99Ms)
+	}
+	if b := res.Batches; b != nil {
+		fmt.Fprintf(tw, "log entries written\t%d: mean %.1f operations, %.0f bytes, %.1f batches in flight at sealing\n",
+			b.Entries, b.MeanOps, b.MeanBytes, b.MeanInFlight)
+	}
 }
 
 // apiBase turns "host:port" or a URL into "http(s)://host:port".
@@ -206,6 +232,188 @@ type httpBenchResult struct {
 	MasterRestarts int    `json:"master_restarts"`
 	MastersWatched int    `json:"masters_watched"`
 	FirstError     string `json:"first_error,omitempty"`
+	// Stages are the leader's write stages during the run, from its
+	// /metrics before and after (regent_registrar_write_stage_seconds, and
+	// the HTTP server's time for PUT /master/weights as "http"); Batches
+	// the shape of the log entries it wrote. StagesError says why they are
+	// missing (the leader changed, an older master).
+	Stages      []benchStage  `json:"stages,omitempty"`
+	Batches     *benchBatches `json:"batches,omitempty"`
+	StagesError string        `json:"stages_error,omitempty"`
+}
+
+// benchStage is one stage of a write on the leader during a bench run.
+type benchStage struct {
+	Name   string  `json:"name"`
+	Count  uint64  `json:"count"`
+	MeanMs float64 `json:"mean_ms"`
+	P50Ms  float64 `json:"p50_ms"`
+	P99Ms  float64 `json:"p99_ms"`
+}
+
+// benchBatches is the shape of the log entries the leader wrote during a
+// bench run.
+type benchBatches struct {
+	Entries      uint64  `json:"entries"`
+	MeanOps      float64 `json:"mean_operations"`
+	MeanBytes    float64 `json:"mean_bytes"`
+	MeanInFlight float64 `json:"mean_in_flight"`
+}
+
+// Metric names scraped from the leader's /metrics.
+const (
+	metricWriteStage   = "regent_registrar_write_stage_seconds"
+	metricBatchOps     = "regent_registrar_batch_operations"
+	metricBatchBytes   = "regent_registrar_batch_bytes"
+	metricBatchFlight  = "regent_registrar_batches_in_flight"
+	metricHTTPDuration = "regent_http_request_duration_seconds"
+)
+
+// stageOrder is the order in which a write passes the stages.
+var stageOrder = []string{"http", "queue", "slot", "encode", "append", "learn", "apply", "reply"}
+
+// histo is one Prometheus histogram's cumulative state.
+type histo struct {
+	count  uint64
+	sum    float64
+	bounds []float64 // upper bounds, ascending
+	cum    []uint64  // cumulative counts per bound
+}
+
+// sub returns h less an earlier reading of the same histogram.
+func (h histo) sub(o histo) histo {
+	d := histo{count: h.count - o.count, sum: h.sum - o.sum, bounds: h.bounds, cum: slices.Clone(h.cum)}
+	if len(o.cum) == len(h.cum) {
+		for i := range d.cum {
+			d.cum[i] -= o.cum[i]
+		}
+	}
+	return d
+}
+
+// quantile estimates the q-th quantile by linear interpolation within the
+// bucket that holds it (as Prometheus's histogram_quantile does); past the
+// last finite bound it returns that bound.
+func (h histo) quantile(q float64) float64 {
+	if h.count == 0 || len(h.bounds) == 0 {
+		return 0
+	}
+	rank := q * float64(h.count)
+	lower, below := 0.0, uint64(0)
+	for i, c := range h.cum {
+		if float64(c) >= rank {
+			if math.IsInf(h.bounds[i], 1) {
+				return lower // past the last finite bound
+			}
+			in := c - below
+			if in == 0 {
+				return h.bounds[i]
+			}
+			return lower + (h.bounds[i]-lower)*(rank-float64(below))/float64(in)
+		}
+		lower, below = h.bounds[i], c
+	}
+	return h.bounds[len(h.bounds)-1]
+}
+
+// mean returns the histogram's mean, 0 when empty.
+func (h histo) mean() float64 {
+	if h.count == 0 {
+		return 0
+	}
+	return h.sum / float64(h.count)
+}
+
+func histoOf(m *dto.Metric) histo {
+	hp := m.GetHistogram()
+	h := histo{count: hp.GetSampleCount(), sum: hp.GetSampleSum()}
+	for _, b := range hp.GetBucket() {
+		h.bounds = append(h.bounds, b.GetUpperBound())
+		h.cum = append(h.cum, b.GetCumulativeCount())
+	}
+	return h
+}
+
+// label returns the value of m's label name.
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// writeMetrics reads the write-path histograms from one master's /metrics:
+// the stages by name ("http" for PUT /master/weights answered 200) and the
+// batch histograms by metric name.
+func writeMetrics(ctx context.Context, hc *http.Client, base string) (map[string]histo, error) {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(pctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s/metrics: %w", base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s/metrics: status %d", base, resp.StatusCode)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s/metrics: %w", base, err)
+	}
+	out := map[string]histo{}
+	for _, m := range fams[metricWriteStage].GetMetric() {
+		out[label(m, "stage")] = histoOf(m)
+	}
+	for _, m := range fams[metricHTTPDuration].GetMetric() {
+		if label(m, "handler") == "PUT /master/weights" && label(m, "code") == "200" {
+			out["http"] = histoOf(m)
+		}
+	}
+	for _, name := range []string{metricBatchOps, metricBatchBytes, metricBatchFlight} {
+		if ms := fams[name].GetMetric(); len(ms) == 1 {
+			out[name] = histoOf(ms[0])
+		}
+	}
+	if _, ok := out["queue"]; !ok {
+		return nil, fmt.Errorf("GET %s/metrics: no %s (an older master?)", base, metricWriteStage)
+	}
+	return out, nil
+}
+
+// stagesBetween fills res's stages and batches from two readings of the
+// leader's write metrics.
+func stagesBetween(res *httpBenchResult, before, after map[string]histo) {
+	for _, name := range stageOrder {
+		a, ok := after[name]
+		if !ok {
+			continue
+		}
+		d := a.sub(before[name])
+		if d.count == 0 {
+			continue
+		}
+		res.Stages = append(res.Stages, benchStage{
+			Name: name, Count: d.count,
+			MeanMs: d.mean() * 1e3, P50Ms: d.quantile(0.5) * 1e3, P99Ms: d.quantile(0.99) * 1e3,
+		})
+	}
+	ops := after[metricBatchOps].sub(before[metricBatchOps])
+	if ops.count == 0 {
+		return
+	}
+	res.Batches = &benchBatches{
+		Entries:      ops.count,
+		MeanOps:      ops.mean(),
+		MeanBytes:    after[metricBatchBytes].sub(before[metricBatchBytes]).mean(),
+		MeanInFlight: after[metricBatchFlight].sub(before[metricBatchFlight]).mean(),
+	}
 }
 
 // newBenchClient returns an HTTP client that keeps one idle connection per
@@ -296,6 +504,8 @@ func runHTTPBench(ctx context.Context, o httpBenchOptions) (*httpBenchResult, er
 
 	watch := newLeaderWatch(hc, append(slices.Clone(o.Watch), lt.get()))
 	watch.sample(ctx)
+	stagesFrom := lt.get()
+	stagesBefore, stagesErr := writeMetrics(ctx, hc, stagesFrom)
 
 	var writes, errs, redirects atomic.Int64
 	var firstErr atomic.Value
@@ -336,6 +546,10 @@ func runHTTPBench(ctx context.Context, o httpBenchOptions) (*httpBenchResult, er
 	elapsed := time.Since(start)
 	watch.sample(ctx)
 	changes, restarts := watch.result()
+	var stagesAfter map[string]histo
+	if stagesErr == nil {
+		stagesAfter, stagesErr = writeMetrics(ctx, hc, stagesFrom)
+	}
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)
@@ -360,6 +574,14 @@ func runHTTPBench(ctx context.Context, o httpBenchOptions) (*httpBenchResult, er
 	}
 	if s, ok := firstErr.Load().(string); ok {
 		res.FirstError = s
+	}
+	switch {
+	case stagesErr != nil:
+		res.StagesError = stagesErr.Error()
+	case lt.get() != stagesFrom || changes != 0:
+		res.StagesError = "the leader changed during the run"
+	default:
+		stagesBetween(res, stagesBefore, stagesAfter)
 	}
 	return res, nil
 }

@@ -124,7 +124,11 @@ func TestHTTPBenchAgainstCluster(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^leader changes +0 \(2 masters watched; 0 master restarts seen\)$`).MatchString(stdout) {
 		t.Errorf("output lacks \"leader changes 0\" with 2 masters watched and no restart:\n%s", stdout)
 	}
-	for _, want := range []string{"writes/s", "latency p50 / p99", "leader " + leader.APIURL()} {
+	// The leader's stages between two readings of its /metrics.
+	if !regexp.MustCompile(`(?m)^  append +\d+ +[0-9.]+ / [0-9.]+ / [0-9.]+$`).MatchString(stdout) {
+		t.Errorf("output lacks the leader's append stage:\n%s", stdout)
+	}
+	for _, want := range []string{"writes/s", "latency p50 / p99", "leader " + leader.APIURL(), "log entries written"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}

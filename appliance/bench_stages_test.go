@@ -1,0 +1,93 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// stagesMetrics is a leader's /metrics as the bench reads it: a write
+// stage, the HTTP histogram of PUT /master/weights (with a 400 series that
+// must be ignored) and the batch histograms.
+const stagesMetrics = `# TYPE regent_registrar_write_stage_seconds histogram
+regent_registrar_write_stage_seconds_bucket{stage="queue",le="0.001"} %d
+regent_registrar_write_stage_seconds_bucket{stage="queue",le="0.002"} %d
+regent_registrar_write_stage_seconds_bucket{stage="queue",le="+Inf"} %d
+regent_registrar_write_stage_seconds_sum{stage="queue"} %g
+regent_registrar_write_stage_seconds_count{stage="queue"} %d
+# TYPE regent_http_request_duration_seconds histogram
+regent_http_request_duration_seconds_bucket{code="200",handler="PUT /master/weights",method="PUT",le="0.01"} %d
+regent_http_request_duration_seconds_bucket{code="200",handler="PUT /master/weights",method="PUT",le="+Inf"} %d
+regent_http_request_duration_seconds_sum{code="200",handler="PUT /master/weights",method="PUT"} %g
+regent_http_request_duration_seconds_count{code="200",handler="PUT /master/weights",method="PUT"} %d
+regent_http_request_duration_seconds_bucket{code="400",handler="PUT /master/weights",method="PUT",le="0.01"} 7
+regent_http_request_duration_seconds_bucket{code="400",handler="PUT /master/weights",method="PUT",le="+Inf"} 7
+regent_http_request_duration_seconds_sum{code="400",handler="PUT /master/weights",method="PUT"} 0.007
+regent_http_request_duration_seconds_count{code="400",handler="PUT /master/weights",method="PUT"} 7
+# TYPE regent_registrar_batch_operations histogram
+regent_registrar_batch_operations_bucket{le="4"} %d
+regent_registrar_batch_operations_bucket{le="+Inf"} %d
+regent_registrar_batch_operations_sum %g
+regent_registrar_batch_operations_count %d
+`
+
+// TestWriteStagesBetweenScrapes reads a fake leader's /metrics twice and
+// checks the stages and batch shape of the writes in between.
+func TestWriteStagesBetweenScrapes(t *testing.T) {
+	t.Parallel()
+	var scrape int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		if scrape == 0 {
+			// 10 queued operations, all under 1 ms; 5 requests; 2 batches.
+			fmt.Fprintf(w, stagesMetrics, 10, 10, 10, 0.005, 10, 5, 5, 0.02, 5, 2, 2, 10.0, 2)
+		} else {
+			// 100 more: 50 in (1, 2] ms, 50 above; 100 requests of 5 ms
+			// each; 10 batches of 10 operations.
+			fmt.Fprintf(w, stagesMetrics, 10, 60, 110, 0.005+0.25, 110, 105, 105, 0.02+0.5, 105, 2, 12, 110.0, 12)
+		}
+		scrape++
+	}))
+	defer srv.Close()
+	before, err := writeMetrics(context.Background(), srv.Client(), srv.URL)
+	if err != nil {
+		t.Fatalf("first scrape: %v", err)
+	}
+	after, err := writeMetrics(context.Background(), srv.Client(), srv.URL)
+	if err != nil {
+		t.Fatalf("second scrape: %v", err)
+	}
+	res := &httpBenchResult{}
+	stagesBetween(res, before, after)
+	want := []benchStage{
+		// 100 requests all in the first bucket (0, 10 ms]: the median is
+		// interpolated at its middle, p99 near its top.
+		{Name: "http", Count: 100, MeanMs: 5, P50Ms: 5, P99Ms: 9.9},
+		// 100 operations: 50 in (1, 2] ms, 50 past 2 ms (+Inf: the last
+		// finite bound is reported).
+		{Name: "queue", Count: 100, MeanMs: 2.5, P50Ms: 2, P99Ms: 2},
+	}
+	approx := cmp.Comparer(func(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 })
+	if diff := cmp.Diff(want, res.Stages, approx); diff != "" {
+		t.Errorf("stages (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(&benchBatches{Entries: 10, MeanOps: 10}, res.Batches, approx); diff != "" {
+		t.Errorf("batches (-want +got):\n%s", diff)
+	}
+
+	// A master without the stage histograms is named as such.
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "# TYPE up gauge\nup 1\n")
+	}))
+	defer old.Close()
+	if _, err := writeMetrics(context.Background(), old.Client(), old.URL); err == nil {
+		t.Errorf("writeMetrics of a master without stages = nil error, want one")
+	}
+}
