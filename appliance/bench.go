@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -45,6 +47,7 @@ func cmdBench(ctx context.Context, e *Env, args []string) int {
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	dir := fs.String("dir", "", "directory for the local cluster (default: a new temporary directory, removed at exit)")
 	quiet := fs.Bool("quiet", true, "do not relay the local masters' logs")
+	fs.BoolVar(&o.StdClient, "stdclient", false, "send with Go's net/http client instead of the bench's own HTTP/1.1 writer (the same requests; the load generator then takes about twice the CPU per write from the masters it shares the machine with)")
 	pprofOn := fs.Bool("pprof", false, "serve /debug/pprof/ on the local cluster's masters (enable_pprof) and print their API URLs")
 	if code, ok := e.parseFlags(fs, args); !ok {
 		if code == ExitOK { // help was printed
@@ -213,6 +216,9 @@ type httpBenchOptions struct {
 	// Watch are the masters' API base URLs polled for leader changes; the
 	// leader found at the start is added.
 	Watch []string
+	// StdClient sends the writes with net/http's client instead of a
+	// rawClient.
+	StdClient bool
 }
 
 // httpBenchResult is what "regent bench" reports.
@@ -481,6 +487,96 @@ func putWeights(ctx context.Context, hc *http.Client, lt *leaderTracker, base st
 	}
 }
 
+// rawClient is one benchmark client's keep-alive HTTP/1.1 connection,
+// written and read by the client's goroutine alone. It sends the same
+// requests as net/http's client (PUT /master/weights, Content-Type and
+// Content-Length, keep-alive) and reads the responses with
+// [http.ReadResponse], without the transport's connection pool and its two
+// goroutines per connection: on a machine the load generator shares with
+// the masters, that leaves them about half of the CPU net/http's client
+// takes per request.
+type rawClient struct {
+	base string // the base URL connected to
+	conn net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	head []byte // scratch for the request head
+}
+
+// close drops the connection, if any.
+func (c *rawClient) close() {
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn, c.base = nil, ""
+	}
+}
+
+// put sends one PUT /master/weights with body to base, reconnecting when
+// base changed or the last exchange failed, and returns the status code
+// and Location header. The connection's deadline is ctx's, so a request
+// still open when the run ends fails.
+func (c *rawClient) put(ctx context.Context, base string, body []byte) (code int, location string, err error) {
+	if c.conn == nil || c.base != base {
+		c.close()
+		u, err := url.Parse(base)
+		if err != nil {
+			return 0, "", err
+		}
+		if u.Scheme != "http" {
+			return 0, "", fmt.Errorf("%s: only http is supported without -stdclient", base)
+		}
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", u.Host)
+		if err != nil {
+			return 0, "", err
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			_ = conn.SetDeadline(dl)
+		}
+		c.base, c.conn = base, conn
+		c.br, c.bw = bufio.NewReader(conn), bufio.NewWriter(conn)
+		c.head = fmt.Appendf(c.head[:0], "PUT /master/weights HTTP/1.1\r\nHost: %s\r\nUser-Agent: regent-bench\r\nContent-Type: application/json\r\nContent-Length: ", u.Host)
+	}
+	req := strconv.AppendInt(c.head, int64(len(body)), 10)
+	req = append(req, "\r\n\r\n"...)
+	_, _ = c.bw.Write(req)
+	_, _ = c.bw.Write(body)
+	if err := c.bw.Flush(); err != nil {
+		c.close()
+		return 0, "", err
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		c.close()
+		return 0, "", err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.Close {
+		c.close()
+	}
+	return resp.StatusCode, resp.Header.Get("Location"), err
+}
+
+// putRaw is putWeights over c: it follows one 307 (and remembers the
+// leader).
+func putRaw(ctx context.Context, c *rawClient, lt *leaderTracker, base string, body []byte) (code int, redirected bool, err error) {
+	for hop := 0; ; hop++ {
+		code, loc, err := c.put(ctx, base, body)
+		if err != nil || code != http.StatusTemporaryRedirect || hop > 0 {
+			return code, redirected, err
+		}
+		redirected = true
+		from, err := url.Parse(base)
+		if err != nil {
+			return code, redirected, err
+		}
+		if base, err = lt.follow(from, loc); err != nil {
+			return code, redirected, err
+		}
+	}
+}
+
 // runHTTPBench runs o.Clients writers for o.Duration. Each writes one role's
 // weight per request, to the leader it last learnt of; 503s (no leader yet)
 // and failures are counted as errors and retried after a short pause.
@@ -518,10 +614,21 @@ func runHTTPBench(ctx context.Context, o httpBenchOptions) (*httpBenchResult, er
 	for i := range o.Clients {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
+			var rc rawClient
+			defer rc.close()
 			for bctx.Err() == nil {
 				body := fmt.Appendf(nil, `[{"role":"role-%d","weight":%d.%d}]`, rng.IntN(o.Roles), 1+rng.IntN(9), rng.IntN(10))
 				t0 := time.Now()
-				code, red, err := putWeights(bctx, hc, lt, lt.get(), body)
+				var (
+					code int
+					red  bool
+					err  error
+				)
+				if o.StdClient {
+					code, red, err = putWeights(bctx, hc, lt, lt.get(), body)
+				} else {
+					code, red, err = putRaw(bctx, &rc, lt, lt.get(), body)
+				}
 				if red {
 					redirects.Add(1)
 				}

@@ -3,8 +3,11 @@ package appliance
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -89,5 +92,76 @@ func TestWriteStagesBetweenScrapes(t *testing.T) {
 	defer old.Close()
 	if _, err := writeMetrics(context.Background(), old.Client(), old.URL); err == nil {
 		t.Errorf("writeMetrics of a master without stages = nil error, want one")
+	}
+}
+
+// TestPutRawFollowsRedirectAndReconnects checks the bench's own HTTP/1.1
+// client: the request a server sees, a 307 followed to the leader and
+// remembered, keep-alive (one connection for several writes), and a new
+// connection after the server closes one.
+func TestPutRawFollowsRedirectAndReconnects(t *testing.T) {
+	t.Parallel()
+	var (
+		mu    sync.Mutex
+		got   []string
+		conns = map[string]bool{}
+	)
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, fmt.Sprintf("%s %s %s %s %d %s", r.Method, r.URL.Path, r.Header.Get("Content-Type"), r.Proto, r.ContentLength, b))
+		conns[r.RemoteAddr] = true
+		mu.Unlock()
+		if string(b) == "close" {
+			w.Header().Set("Connection", "close")
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer leader.Close()
+	lu, _ := url.Parse(leader.URL)
+	follower := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", "//"+lu.Host+r.URL.Path)
+		w.WriteHeader(http.StatusTemporaryRedirect)
+	}))
+	defer follower.Close()
+
+	var c rawClient
+	defer c.close()
+	lt := &leaderTracker{base: follower.URL}
+	ctx := context.Background()
+	type step struct {
+		code       int
+		redirected bool
+	}
+	var steps []step
+	for _, body := range []string{`[{"role":"a","weight":2}]`, `[]`, `close`, `[]`} {
+		code, redirected, err := putRaw(ctx, &c, lt, lt.get(), []byte(body))
+		if err != nil {
+			t.Fatalf("putRaw(%s) = %v", body, err)
+		}
+		steps = append(steps, step{code, redirected})
+	}
+	// Only the first is redirected: the leader is remembered.
+	wantSteps := []step{{200, true}, {200, false}, {200, false}, {200, false}}
+	if diff := cmp.Diff(wantSteps, steps, cmp.AllowUnexported(step{})); diff != "" {
+		t.Errorf("writes (-want +got):\n%s", diff)
+	}
+	if lt.get() != leader.URL {
+		t.Errorf("leader remembered as %q, want %q", lt.get(), leader.URL)
+	}
+	want := []string{
+		`PUT /master/weights application/json HTTP/1.1 25 [{"role":"a","weight":2}]`,
+		`PUT /master/weights application/json HTTP/1.1 2 []`,
+		`PUT /master/weights application/json HTTP/1.1 5 close`,
+		`PUT /master/weights application/json HTTP/1.1 2 []`,
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("requests the leader saw (-want +got):\n%s", diff)
+	}
+	// Three writes on one connection, the one after "close" on another.
+	if len(conns) != 2 {
+		t.Errorf("leader saw %d connections, want 2", len(conns))
 	}
 }
