@@ -1,6 +1,9 @@
 package paxos
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // catchupWindow is the number of catch-up requests kept in flight, each over
 // a disjoint range of about one batch (MaxBatchBytes).
@@ -133,13 +136,8 @@ func (c *Core) handleCatchupResponse(m Message) error {
 		}
 		c.truncate(m.Begin)
 	}
-	for _, a := range m.Actions {
-		if !a.Learned {
-			break
-		}
-		if err := c.learn(a); err != nil {
-			return fmt.Errorf("catch-up: %w", err)
-		}
+	if err := c.learnAnswer(m.Actions); err != nil {
+		return fmt.Errorf("catch-up: %w", err)
 	}
 	if m.Config != nil && m.Config.Cluster != 0 {
 		if err := c.observeConfig(*m.Config, m.Position); err != nil {
@@ -164,6 +162,52 @@ func (c *Core) handleCatchupResponse(m Message) error {
 		c.cu.sent = c.learnedTo
 	}
 	c.fillCatchupWindow()
+	return nil
+}
+
+// learnAnswer learns the leading learned actions of as, a catch-up
+// answer (contiguous, ascending). What is stored at their positions is read
+// with one range read, not once per position: answers that arrived out of
+// order leave gaps below next, and a read per position there cost more
+// than the rest of a catch-up.
+func (c *Core) learnAnswer(as []Action) error {
+	n := 0
+	for n < len(as) && as[n].Learned {
+		n++
+	}
+	as = as[:n]
+	if n == 0 {
+		return nil
+	}
+	// Positions at or above next hold nothing in storage; ones stored since
+	// the read (by this very loop) are in unstable, which is looked at first.
+	from, to := max(as[0].Position, c.hs.Begin), min(as[n-1].Position+1, c.next)
+	var stored []Action
+	if from < to {
+		var err error
+		if stored, err = c.st.Actions(from, to, math.MaxInt); err != nil {
+			return fmt.Errorf("read actions [%d, %d): %w", from, to, err)
+		}
+	}
+	for _, a := range as {
+		p := a.Position
+		if p < c.hs.Begin {
+			continue // truncated, maybe by an action of this answer
+		}
+		for len(stored) > 0 && stored[0].Position < p {
+			stored = stored[1:]
+		}
+		var ex Action
+		ok := false
+		if u, in := c.unstable[p]; in {
+			ex, ok = u.a, true
+		} else if sa, in := c.saved[p]; in {
+			ex, ok = sa, true
+		} else if len(stored) > 0 && stored[0].Position == p {
+			ex, ok = stored[0], true
+		}
+		c.learnOver(a, c.markBelow(ex), ok)
+	}
 	return nil
 }
 

@@ -184,3 +184,64 @@ func TestCatchupWindowBelowResponderBegin(t *testing.T) {
 		t.Fatalf("begin %d, learnedTo %d after the snapshot answer, want 150 and 160", st.Begin, c.learnedTo)
 	}
 }
+
+// rangeCounter is a Storage that counts the core's point and range reads.
+type rangeCounter struct {
+	*memStore
+	action, actions int
+}
+
+func (r *rangeCounter) Action(p Position) (Action, bool, error) {
+	r.action++
+	return r.memStore.Action(p)
+}
+
+func (r *rangeCounter) Actions(from, to Position, maxBytes int) ([]Action, error) {
+	r.actions++
+	return r.memStore.Actions(from, to, maxBytes)
+}
+
+// Found profiling regent log bench -catchup: answers that arrive out of
+// order raise next above the gaps they leave, and learning a gap's
+// positions then read storage once per position, the largest cost of a
+// catch-up. An answer is learned with one range read at most, and what
+// storage holds in a gap (an accept with a higher promise) is still kept.
+func TestCatchupReadsStorageOncePerAnswer(t *testing.T) {
+	t.Parallel()
+	s := votingStore(1, Proposal{}, testMembership(1, 2, 3))
+	// An accept at 25, not learned, under a promise above the learned
+	// value's: the learned action must keep the promise.
+	high := Proposal{9, 3}
+	s.acts[25] = Action{Position: 25, Promised: high, Performed: Proposal{2, 2}, Entry: Entry{Type: EntryAppend, Data: []byte("25")}}
+	rc := &rangeCounter{memStore: s}
+	c, err := New(testConfig(1), rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, c, s)
+	const end = 200
+	step(t, c, s, Message{Type: MsgHeartbeat, From: 2, To: 1, Proposal: Proposal{5, 2}, Position: end})
+	_, msgs := stepReady(t, c, s, catchupAnswer(1, 11, end))
+	rs := catchupRanges(msgs)
+	if len(rs) != catchupWindow {
+		t.Fatalf("%d requests in flight, want %d", len(rs), catchupWindow)
+	}
+	// Answer the window from its last range down: every answer but the
+	// last lands above a gap, the later ones below next.
+	rc.action, rc.actions = 0, 0
+	answers := 0
+	for i := len(rs) - 1; i >= 0; i-- {
+		stepReady(t, c, s, catchupAnswer(rs[i][0], rs[i][1], end))
+		answers++
+	}
+	if want := rs[len(rs)-1][1]; c.learnedTo != want {
+		t.Fatalf("learnedTo %d after the window's answers, want %d", c.learnedTo, want)
+	}
+	if rc.action != 0 || rc.actions > answers {
+		t.Errorf("%d single reads and %d range reads for %d answers, want none and at most %d", rc.action, rc.actions, answers, answers)
+	}
+	a := s.acts[25]
+	if !a.Learned || a.Promised != high || string(a.Entry.Data) != "25" {
+		t.Errorf("action at 25 after catch-up: %+v, want learned, promised %v, data 25", a, high)
+	}
+}

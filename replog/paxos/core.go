@@ -432,29 +432,35 @@ func (c *Core) setStatus(s Status) {
 // written, as a crash may lose the watermark but a position above it must
 // still be known learned only from its own mark.
 func (c *Core) learn(a Action) error {
-	p := a.Position
-	if p < c.hs.Begin {
+	if a.Position < c.hs.Begin {
 		return nil
 	}
-	ex, ok, err := c.getAction(p)
+	ex, ok, err := c.getAction(a.Position)
 	if err != nil {
 		return err
 	}
+	c.learnOver(a, ex, ok)
+	return nil
+}
+
+// learnOver is learn at a position at or above Begin, given what getAction
+// returns there: ex, if ok.
+func (c *Core) learnOver(a, ex Action, ok bool) {
+	p := a.Position
 	if ok && ex.Learned {
 		checkSameValue(ex, a)
-		return nil
+		return
 	}
 	a.Learned = true
 	if ok && p == c.learnedTo && !ex.Performed.IsZero() && sameEntry(ex.Entry, a.Entry) {
 		c.markLearned(a)
-		return nil
+		return
 	}
 	if ok && a.Promised.Less(ex.Promised) {
 		a.Promised = ex.Promised
 	}
 	c.putAction(a)
 	c.markLearned(a)
-	return nil
 }
 
 // checkSameValue panics if two learned actions at one position hold
