@@ -39,6 +39,7 @@
 //
 // Concurrency: every method is safe for concurrent use; Save is meant to be
 // called from one goroutine (concurrent Saves are serialized). A Store owns
-// one goroutine of its own, the value-log GC loop, started by Open and
-// stopped by Close.
+// two goroutines of its own, the value-log GC loop and the loop that drains
+// Badger's table-builder allocator pool (so pooled buffers do not pile up
+// under load), started by Open and stopped by Close.
 package badgerstore

@@ -208,7 +208,9 @@ func unseal(v []byte) ([]byte, error) {
 // (and its own) from Open to Close.
 //
 // Goroutines: besides Badger's own, Open starts one value-log GC goroutine
-// (not in read-only mode), which Close stops and waits for.
+// and one that drains Badger's table-builder allocator pool (see
+// allocDrainLoop), neither in read-only mode; Close stops and waits for
+// them.
 type Store struct {
 	dir  string
 	opts Options
@@ -318,6 +320,10 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	if !opts.ReadOnly && opts.GCInterval > 0 {
 		s.wg.Add(1)
 		go s.gcLoop()
+	}
+	if pool := allocPoolOf(db); pool != nil && !opts.ReadOnly {
+		s.wg.Add(1)
+		go s.allocDrainLoop(pool)
 	}
 	return s, nil
 }
