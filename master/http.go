@@ -1,6 +1,7 @@
 package master
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -170,6 +171,42 @@ func (m *Master) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool 
 	}
 	badRequest(w, "Failed to parse the request body: "+describeJSONError(err))
 	return false
+}
+
+// fastBodyMax is the largest body fastWeightsBody reads.
+const fastBodyMax = 4 << 10
+
+// fastWeightsBody decodes a small PUT /weights body in the compact form
+// regent bench and most clients send (see fastWeightInfos), or reports
+// false with r.Body replaced by what it read followed by the rest, for
+// decodeBody. Only bodies of a declared length within the limit are tried,
+// so decodeBody's answers (413, 400 with the offset) stay as they were.
+func (m *Master) fastWeightsBody(r *http.Request) ([]WeightInfo, bool) {
+	if r.ContentLength <= 0 || r.ContentLength > min(fastBodyMax, m.cfg.MaxBodyBytes) {
+		return nil, false
+	}
+	buf := make([]byte, r.ContentLength)
+	n, err := io.ReadFull(r.Body, buf)
+	if err == nil {
+		if ws, ok := fastWeightInfos(buf); ok {
+			return ws, true
+		}
+	}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(buf[:n]), errReader{err}, r.Body), r.Body}
+	return nil, false
+}
+
+// errReader returns err from Read, or io.EOF if err is nil.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) {
+	if e.err == nil {
+		return 0, io.EOF
+	}
+	return 0, e.err
 }
 
 // describeJSONError names the field or offset a decoding error is about.
@@ -554,8 +591,8 @@ func (m *Master) handleGetWeights(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (m *Master) handlePutWeights(w http.ResponseWriter, r *http.Request) {
-	var ws []WeightInfo
-	if !m.decodeBody(w, r, &ws) {
+	ws, ok := m.fastWeightsBody(r)
+	if !ok && !m.decodeBody(w, r, &ws) {
 		return
 	}
 	for i := range ws {

@@ -573,6 +573,9 @@ func plainBatch(b *batch) bool {
 }
 
 func decodeBatch(data []byte) (*batch, error) {
+	if b, ok := fastPlainBatch(data); ok {
+		return b, nil
+	}
 	var b batch
 	if err := json.Unmarshal(data, &b); err != nil {
 		return nil, fmt.Errorf("decode batch: %w: %w", ErrCorrupt, err)
