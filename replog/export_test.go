@@ -15,3 +15,7 @@ func (n *Node) StallForTest(ctx context.Context, d time.Duration) error {
 // batch of learned marks early and before it saves that batch. Call it
 // before Run.
 func (n *Node) SetAfterEarlyPublishForTest(f func()) { n.testAfterEarlyPublish = f }
+
+// SetOnStatusForTest makes the driver call f with every status it
+// publishes, from the driver goroutine.
+func (n *Node) SetOnStatusForTest(f func(Status)) { n.testOnStatus.Store(&f) }

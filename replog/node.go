@@ -106,8 +106,8 @@ type Node struct {
 	// transport's goroutines.
 	masters atomic.Pointer[[]string]
 
-	inbox      chan paxos.Message
-	inboxBytes atomic.Int64 // entry bytes of the messages in inbox
+	inbox      chan inMsg
+	inboxBytes atomic.Int64 // entry bytes of the messages in inbox (and in deferred)
 	dropped    atomic.Uint64
 	propc      chan *waiter
 	ctrlc      chan func()
@@ -118,20 +118,41 @@ type Node struct {
 	running   atomic.Bool
 	runExited atomic.Bool
 
+	// The saver goroutine runs each Save the driver hands it on saveReq and
+	// answers on saveDone, so that the driver keeps the lease alive while
+	// a save is slow (awaitSave).
+	saveReq  chan Batch
+	saveDone chan error
+
 	// Driver-goroutine state.
-	tr         Transport
-	queue      []*waiter
-	inflight   map[paxos.Position]*waiter
-	elect      *electWaiter
-	ticks      uint64
-	tickStart  time.Time // when Run began: tick n is due at tickStart + n·TickInterval
-	lastChange string
+	tr    Transport
+	tickC <-chan time.Time // Run's ticker
+	// later are the Readies taken while a save was in flight, in order;
+	// their batches are saved, and their other messages sent, after it.
+	later []paxos.Ready
+	// deferred are the messages that came in while a save was in flight
+	// and that wait for it: every one but heartbeats and their answers.
+	deferred []inMsg
+	// durablePromised and durableStatus are the promise and the status of
+	// the last synced hard state: what an answer sent before the pending
+	// saves may rely on.
+	durablePromised paxos.Proposal
+	durableStatus   paxos.Status
+	queue           []*waiter
+	inflight        map[paxos.Position]*waiter
+	elect           *electWaiter
+	ticks           uint64
+	tickStart       time.Time // when Run began: tick n is due at tickStart + n·TickInterval
+	lastChange      string
 	// evict holds the addresses removed at runtime (RemoveMaster): their
 	// members are removed even while connected (members.go).
 	evict map[string]bool
 	// testAfterEarlyPublish, if set (tests only, before Run), runs after a
 	// batch of learned marks was published early, before its save.
 	testAfterEarlyPublish func()
+	// testOnStatus, if set (tests only), sees every status the driver
+	// publishes.
+	testOnStatus atomic.Pointer[func(Status)]
 
 	mu        sync.Mutex // guards what follows
 	status    Status
@@ -146,6 +167,14 @@ type Node struct {
 	holdFrom    paxos.Position
 	err         error // fatal
 	lastRefusal string
+}
+
+// inMsg is an incoming message and when it came in: the driver steps it at
+// the tick it arrived in, so that time the driver spent elsewhere is not
+// counted against the lease it renews.
+type inMsg struct {
+	m  paxos.Message
+	at time.Time
 }
 
 type result struct {
@@ -207,7 +236,9 @@ func New(cfg Config, st Storage) (*Node, error) {
 		st:        st,
 		core:      core,
 		id:        id,
-		inbox:     make(chan paxos.Message, cfg.InboxSize), // bounded inbox, sized by config
+		inbox:     make(chan inMsg, cfg.InboxSize), // bounded inbox, sized by config
+		saveReq:   make(chan Batch),
+		saveDone:  make(chan error, 1),
 		propc:     make(chan *waiter),
 		ctrlc:     make(chan func()),
 		stop:      make(chan struct{}),
@@ -218,6 +249,7 @@ func New(cfg Config, st Storage) (*Node, error) {
 	}
 	n.cluster.Store(uint64(hs.Cluster))
 	n.savedLearnedTo.Store(uint64(hs.LearnedTo))
+	n.durablePromised, n.durableStatus = hs.Promised, hs.Status
 	masters := slices.Clone(cfg.Masters)
 	n.masters.Store(&masters)
 	n.refreshStatus()
@@ -277,7 +309,7 @@ func (n *Node) Step(m paxos.Message) {
 	}
 	n.inboxBytes.Add(size)
 	select {
-	case n.inbox <- m:
+	case n.inbox <- inMsg{m: m, at: time.Now()}:
 	default:
 		n.inboxBytes.Add(-size)
 		n.dropped.Add(1)
@@ -293,10 +325,14 @@ func messageBytes(m paxos.Message) int {
 	return size
 }
 
-// take removes m from the inbox's byte count and hands it to the core.
-func (n *Node) take(m paxos.Message) error {
-	n.inboxBytes.Add(-int64(messageBytes(m)))
-	if err := n.core.Step(m); err != nil {
+// take removes m from the inbox's byte count and hands it to the core, at
+// the tick it arrived in (or the current one, if later): a message that
+// waited for the driver renews a lease from when it came, not from when the
+// driver got to it. reconcile is as for advanceTo.
+func (n *Node) take(im inMsg, reconcile bool) error {
+	n.advanceTo(n.tickOf(im.at), reconcile)
+	n.inboxBytes.Add(-int64(messageBytes(im.m)))
+	if err := n.core.Step(im.m); err != nil {
 		return fmt.Errorf("step: %w", err)
 	}
 	return nil
@@ -336,7 +372,11 @@ func (n *Node) Run(ctx context.Context, tr Transport) error {
 	n.mu.Unlock()
 	n.dialMembers(n.core.Status().Membership) // members added at runtime, not in Config.Masters
 	n.log.Info("replica started", "replica", n.id, "addr", n.cfg.Addr)
+	saverDone := make(chan struct{})
+	go n.saver(saverDone)
 	err := n.loop(ctx)
+	close(n.saveReq) // no save is in flight: awaitSave waits for each
+	<-saverDone
 	n.shutdown(err)
 	if err != nil {
 		n.log.Error("replica stopped", "replica", n.id, "error", err)
@@ -346,50 +386,65 @@ func (n *Node) Run(ctx context.Context, tr Transport) error {
 	return nil
 }
 
+// saver runs the driver's saves, one at a time, in the order handed over.
+func (n *Node) saver(done chan<- struct{}) {
+	defer close(done)
+	for b := range n.saveReq {
+		n.saveDone <- n.st.Save(b)
+	}
+}
+
 func (n *Node) loop(ctx context.Context) error {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
+	n.tickC = ticker.C
 	n.tickStart = time.Now()
 	if err := n.processReady(); err != nil {
 		return err
 	}
 	for {
+		if len(n.deferred) > 0 {
+			// What came in during a save that was in flight waits no
+			// longer: no save is in flight now.
+			if err := n.takeDeferred(); err != nil {
+				return err
+			}
+			if err := n.propose(); err != nil {
+				return err
+			}
+			if err := n.processReady(); err != nil {
+				return err
+			}
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-n.stop:
 			return nil
-		case m := <-n.inbox:
-			if err := n.take(m); err != nil {
+		case im := <-n.inbox:
+			if err := n.take(im, true); err != nil {
 				return err
 			}
 			// Take what else is waiting, up to a bound, before the next
 			// Ready: one Save then covers all of it.
-			for range 256 {
-				select {
-				case m := <-n.inbox:
-					if err := n.take(m); err != nil {
-						return err
-					}
-					continue
-				default:
-				}
-				break
+			if err := n.drainInbox(256); err != nil {
+				return err
 			}
 		case <-ticker.C:
-			// A ticker drops ticks while this goroutine is blocked (a slow
-			// Save, a long GC pause). The core's leases are counted in
+			// A ticker drops ticks while this goroutine is blocked (a long
+			// GC pause, a starved CPU). The core's leases are counted in
 			// ticks, so logical time must never fall behind real time:
 			// catch up every tick that came due, or a leader that stalled
-			// past its lease would still believe it holds one.
-			due := uint64(time.Since(n.tickStart) / n.cfg.TickInterval)
-			for n.ticks < due {
-				n.core.Tick()
-				n.ticks++
-				if n.ticks%uint64(n.cfg.ReconcileTicks) == 0 {
-					n.reconcile()
-				}
+			// past its lease would still believe it holds one. But first
+			// take the messages that came in meanwhile, each at the tick it
+			// arrived in: a follower that was stalled itself must not judge
+			// the leader's lease lapsed while the heartbeats that renewed it
+			// wait in its inbox.
+			if err := n.drainInbox(len(n.inbox)); err != nil {
+				return err
 			}
+			n.advanceTo(n.dueTick(), true)
 		case w := <-n.propc:
 			n.queue = append(n.queue, w)
 			n.collectProposals()
@@ -401,6 +456,62 @@ func (n *Node) loop(ctx context.Context) error {
 		}
 		if err := n.processReady(); err != nil {
 			return err
+		}
+	}
+}
+
+// drainInbox takes up to limit messages already waiting in the inbox.
+func (n *Node) drainInbox(limit int) error {
+	for range limit {
+		select {
+		case im := <-n.inbox:
+			if err := n.take(im, true); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// takeDeferred steps the messages deferred during a save, in arrival order.
+func (n *Node) takeDeferred() error {
+	ims := n.deferred
+	n.deferred = nil
+	for i, im := range ims {
+		if err := n.take(im, true); err != nil {
+			for _, rest := range ims[i+1:] {
+				n.inboxBytes.Add(-int64(messageBytes(rest.m)))
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// dueTick is the tick real time has reached since Run began.
+func (n *Node) dueTick() uint64 {
+	return uint64(time.Since(n.tickStart) / n.cfg.TickInterval)
+}
+
+// tickOf is the tick in which at falls (0 before Run began).
+func (n *Node) tickOf(at time.Time) uint64 {
+	if n.tickStart.IsZero() || !at.After(n.tickStart) {
+		return 0
+	}
+	return uint64(at.Sub(n.tickStart) / n.cfg.TickInterval)
+}
+
+// advanceTo ticks the core until logical time reaches due (never back).
+// reconcile runs the membership reconciliation every ReconcileTicks; it is
+// off while a save is in flight (awaitSave), which proposes nothing.
+func (n *Node) advanceTo(due uint64, reconcile bool) {
+	for n.ticks < due {
+		n.core.Tick()
+		n.ticks++
+		if reconcile && n.ticks%uint64(n.cfg.ReconcileTicks) == 0 {
+			n.reconcile()
 		}
 	}
 }
@@ -469,7 +580,16 @@ func (n *Node) propose() error {
 
 // processReady runs the driver's duties for every Ready the core has.
 func (n *Node) processReady() error {
-	for n.core.HasReady() {
+	for {
+		if len(n.later) > 0 {
+			if err := n.processLater(); err != nil {
+				return err
+			}
+			continue
+		}
+		if !n.core.HasReady() {
+			break
+		}
 		rd := n.core.Ready()
 		// 0. The coordinator's write requests leave first: its own accept
 		// counts only once saved (Advance), so its sync and the followers'
@@ -505,7 +625,7 @@ func (n *Node) processReady() error {
 				return err
 			}
 			if next == nil {
-				err = n.save(b, rd)
+				err = n.save(b)
 				n.releaseHeld()
 				if err != nil {
 					return err
@@ -517,7 +637,7 @@ func (n *Node) processReady() error {
 				// of two. No message was stepped in between, so the core
 				// read nothing the unsaved batch changes.
 				n.send(next.Early)
-				err = n.save(mergeBatches(b, batchOf(*next)), *next)
+				err = n.save(mergeBatches(b, batchOf(*next)))
 				n.releaseHeld()
 				if err != nil {
 					return err
@@ -529,7 +649,7 @@ func (n *Node) processReady() error {
 				n.publish(rd.Learned)
 			}
 		} else {
-			if err := n.save(b, rd); err != nil {
+			if err := n.save(b); err != nil {
 				return err
 			}
 			// 2. Send.
@@ -598,21 +718,142 @@ func publishEarly(rd paxos.Ready) bool {
 	return !rd.MustSync && (rd.HardState == nil || rd.LearnedToOnly) && rd.TruncateBelow == 0 && len(rd.Learned) > 0
 }
 
-// save persists b, if it holds anything.
-func (n *Node) save(b Batch, rd paxos.Ready) error {
+// processLater finishes the Readies taken while a save was in flight: it
+// saves their batches together, in one Save (which may be slow in turn and
+// take more), then sends what of their messages waited for it, publishes
+// their learned entries and advances them, in order.
+func (n *Node) processLater() error {
+	later := n.later
+	n.later = nil
+	var b Batch
+	for _, rd := range later {
+		b = mergeBatches(b, batchOf(rd))
+	}
+	if err := n.save(b); err != nil {
+		return err
+	}
+	for _, rd := range later {
+		n.send(rd.Messages)
+		n.publish(rd.Learned)
+		n.handleEvents(rd.Events)
+		n.core.Advance(rd)
+	}
+	return n.propose()
+}
+
+// save persists b, if it holds anything. The saver goroutine runs the Save
+// while awaitSave keeps the lease alive.
+func (n *Node) save(b Batch) error {
 	if b.IsEmpty() {
 		return nil
 	}
-	if err := n.st.Save(b); err != nil {
+	n.saveReq <- b
+	if err := n.awaitSave(); err != nil {
 		return err
 	}
-	if rd.HardState != nil {
-		n.cluster.Store(uint64(rd.HardState.Cluster))
-	}
 	if b.HardState != nil {
+		n.cluster.Store(uint64(b.HardState.Cluster))
 		n.savedLearnedTo.Store(uint64(b.HardState.LearnedTo))
+		if b.Sync {
+			n.durablePromised, n.durableStatus = b.HardState.Promised, b.HardState.Status
+		}
 	}
 	return nil
+}
+
+// awaitSave waits for the save in flight. A save usually takes well under a
+// tick; one that does not (a stalled fdatasync under load was traced at
+// 443 ms, past a 250 ms lease) must not stop the replica's part in keeping
+// the leader's lease alive, or the followers' leases lapse and they elect
+// another leader while this one is only slow. So while it waits, the driver
+// keeps logical time going and steps heartbeats and their answers (and
+// nothing else: every other message waits in deferred until no save is in
+// flight). What the core makes of them is taken as a Ready into later,
+// saved after the save in flight; of its messages only those that rely on
+// nothing unsaved leave at once (the coordinator's write requests, Early,
+// and the messages free reports), the others wait for its save. Nothing
+// else changes meanwhile: no proposal is taken, no campaign starts, no
+// membership is reconciled.
+func (n *Node) awaitSave() error {
+	select {
+	case err := <-n.saveDone:
+		return err
+	default:
+	}
+	var stepErr error
+	for {
+		select {
+		case err := <-n.saveDone:
+			if err != nil {
+				return err
+			}
+			return stepErr
+		case <-n.tickC:
+			n.advanceTo(n.dueTick(), false)
+		case im := <-n.inbox:
+			switch {
+			case stepErr != nil:
+				n.inboxBytes.Add(-int64(messageBytes(im.m)))
+				continue
+			case im.m.Type == paxos.MsgHeartbeat || im.m.Type == paxos.MsgHeartbeatResponse:
+				if err := n.take(im, false); err != nil {
+					stepErr = err // fatal once the save is done
+					continue
+				}
+			case len(n.deferred) < n.cfg.InboxSize:
+				n.deferred = append(n.deferred, im)
+				continue
+			default:
+				n.inboxBytes.Add(-int64(messageBytes(im.m)))
+				n.dropped.Add(1)
+				continue
+			}
+		}
+		n.takeWhileSaving()
+	}
+}
+
+// takeWhileSaving takes the core's Ready, if any, while a save is in
+// flight (awaitSave): it sends the messages that may leave before the
+// pending saves and keeps the rest of the Ready for processLater.
+func (n *Node) takeWhileSaving() {
+	if n.core.HasReady() {
+		rd := n.core.Ready()
+		n.send(rd.Early)
+		rd.Early = nil
+		var free, rest []paxos.Message
+		for _, m := range rd.Messages {
+			if n.free(m) {
+				free = append(free, m)
+			} else {
+				rest = append(rest, m)
+			}
+		}
+		n.send(free)
+		rd.Messages = rest
+		n.later = append(n.later, rd)
+	}
+	n.refreshStatus()
+}
+
+// free reports whether m may be sent before the saves pending when it was
+// made: it reveals and promises nothing those saves hold. A coordinator's
+// heartbeat asks for nothing but an answer (its proposal was promised, and
+// synced, before it was elected); a refusal and an answer that refuses or
+// ignores a heartbeat promise nothing; an answer that accepts one promises
+// its proposal, and is free only when that promise, and the VOTING status
+// it reports, are already durable.
+func (n *Node) free(m paxos.Message) bool {
+	switch m.Type {
+	case paxos.MsgHeartbeat, paxos.MsgRefused:
+		return true
+	case paxos.MsgHeartbeatResponse:
+		if m.Result != paxos.ResultAccept {
+			return true
+		}
+		return m.Status == paxos.StatusVoting && n.durableStatus == paxos.StatusVoting && !n.durablePromised.Less(m.Proposal)
+	}
+	return false
 }
 
 // send hands msgs to the transport.
@@ -906,6 +1147,9 @@ func (n *Node) refreshStatus() {
 	n.status = s
 	n.statusAt = time.Now()
 	n.mu.Unlock()
+	if f := n.testOnStatus.Load(); f != nil {
+		(*f)(s)
+	}
 }
 
 // Status returns a snapshot of the node's state, as of the last Ready or

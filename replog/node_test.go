@@ -30,6 +30,10 @@ type cluster struct {
 	members map[string]*member
 	// violations found by the persist-before-send check
 	violations []string
+	// wrap, if set before a member starts, wraps its store (a slow disk).
+	wrap func(addr string, st *replogtest.Storage) replog.Storage
+	// tune, if set before a member starts, adjusts its configuration.
+	tune func(cfg *replog.Config)
 }
 
 type member struct {
@@ -41,7 +45,13 @@ type member struct {
 }
 
 func newCluster(t *testing.T, n int) *cluster {
-	c := &cluster{t: t, net: replogtest.NewNetwork(1), quorum: n/2 + 1, members: map[string]*member{}}
+	return newClusterWith(t, n, nil, nil)
+}
+
+// newClusterWith is newCluster with every member's store wrapped by wrap and
+// its configuration adjusted by tune (either may be nil).
+func newClusterWith(t *testing.T, n int, wrap func(string, *replogtest.Storage) replog.Storage, tune func(*replog.Config)) *cluster {
+	c := &cluster{t: t, net: replogtest.NewNetwork(1), quorum: n/2 + 1, members: map[string]*member{}, wrap: wrap, tune: tune}
 	for i := range n {
 		c.masters = append(c.masters, fmt.Sprintf("10.0.0.%d:5051", i+1))
 	}
@@ -73,7 +83,15 @@ func (w testWriter) Write(b []byte) (int, error) {
 
 func (c *cluster) start(addr string, st *replogtest.Storage) *member {
 	c.t.Helper()
-	n, err := replog.New(c.config(addr, int64(len(addr))), st)
+	cfg := c.config(addr, int64(len(addr)))
+	if c.tune != nil {
+		c.tune(&cfg)
+	}
+	var store replog.Storage = st
+	if c.wrap != nil {
+		store = c.wrap(addr, st)
+	}
+	n, err := replog.New(cfg, store)
 	if err != nil {
 		c.t.Fatalf("New(%s): %v", addr, err)
 	}
@@ -129,6 +147,12 @@ func (c *cluster) checkDurable(from, _ string, msg paxos.Message) bool {
 	case msg.Type == paxos.MsgPromiseResponse && msg.Implicit:
 		if hs.Promised.Less(msg.Proposal) {
 			c.violations = append(c.violations, fmt.Sprintf("%s promised %v before syncing it (durable %v)", from, msg.Proposal, hs.Promised))
+		}
+	case msg.Type == paxos.MsgHeartbeatResponse:
+		// Accepting a heartbeat promises its proposal: the promise, and the
+		// VOTING status the answer reports, must be durable.
+		if hs.Promised.Less(msg.Proposal) || hs.Status != paxos.StatusVoting {
+			c.violations = append(c.violations, fmt.Sprintf("%s accepted heartbeat of %v before syncing it (durable %v, %v)", from, msg.Proposal, hs.Promised, hs.Status))
 		}
 	case msg.Type == paxos.MsgWriteResponse:
 		for p := max(msg.Position, hs.Begin); p < msg.End; p++ {
