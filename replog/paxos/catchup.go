@@ -17,11 +17,17 @@ const catchupWindow = 8
 //
 // Up to catchupWindow requests over disjoint ranges are in flight at once:
 // the first request learns how many positions one answer holds (span), the
-// window is then filled with ranges of that size from sent upward. Answers
-// above learnedTo are learned out of order (Core.ahead) and persisted
-// without a sync, like any learned mark. When no answer made progress for a
-// retry period, every range is dropped and catch-up starts again from
-// learnedTo, possibly from another peer.
+// window is then filled with ranges of that size from sent upward, but never
+// from catchupWindow spans above learnedTo or further: while the lowest
+// range is not answered the window waits, so what is learned out of order
+// (Core.ahead, held in memory until learnedTo passes it) stays within one
+// window. Answers above learnedTo are learned out of order and persisted
+// without a sync, like any learned mark. An answer that matches no range in
+// flight (a duplicate, or one to a request from before a restart) is
+// learned and changes nothing else. When no answer matched a range in
+// flight for a retry period, every range is dropped and catch-up starts
+// again from learnedTo, possibly from another peer, skipping what it
+// learned out of order.
 type catchup struct {
 	active   bool
 	peer     ReplicaID
@@ -51,8 +57,10 @@ func (c *Core) startCatchup(peer ReplicaID, to Position) {
 }
 
 // fillCatchupWindow sends requests for the next ranges until catchupWindow
-// are in flight or every range below cu.to was requested. While the span is
-// unknown a single request covers the rest.
+// are in flight, every range below cu.to was requested, or the next range
+// would start catchupWindow spans above learnedTo. While the span is
+// unknown a single request covers the rest. Positions learned out of order
+// are not requested again.
 func (c *Core) fillCatchupWindow() {
 	if c.cu.inflight == nil {
 		c.cu.inflight = map[Position]Position{}
@@ -60,6 +68,15 @@ func (c *Core) fillCatchupWindow() {
 	c.cu.sent = max(c.cu.sent, c.learnedTo)
 	for c.cu.sent < c.cu.to && len(c.cu.inflight) < catchupWindow {
 		if c.cu.span == 0 && len(c.cu.inflight) > 0 {
+			return
+		}
+		for c.cu.sent < c.cu.to {
+			if _, ok := c.ahead[c.cu.sent]; !ok {
+				break
+			}
+			c.cu.sent++
+		}
+		if c.cu.sent >= c.cu.to || c.cu.span > 0 && c.cu.sent >= c.learnedTo+catchupWindow*c.cu.span {
 			return
 		}
 		end := c.cu.to
@@ -147,8 +164,7 @@ func (c *Core) handleCatchupResponse(m Message) error {
 	if !c.cu.active || m.From != c.cu.peer {
 		return nil
 	}
-	c.catchupAnswered(m)
-	if c.learnedTo > before {
+	if c.catchupAnswered(m) || c.learnedTo > before {
 		c.cu.deadline = c.now + c.jitter()
 	}
 	if c.learnedTo >= c.cu.to {
@@ -213,20 +229,22 @@ func (c *Core) learnAnswer(as []Action) error {
 
 // catchupAnswered removes the range m answers from the window, and
 // re-requests the rest of a range the answer did not cover; an answer cut
-// short by MaxBatchBytes (or the first one) also sets the span. An empty answer drops every
-// range the responder has not learned (above m.End). An empty answer from a
-// responder truncated above learnedTo (a range below its Begin) is replaced
-// by one request from learnedTo past its Begin, answered with its snapshot.
-func (c *Core) catchupAnswered(m Message) {
+// short by MaxBatchBytes (or the first one) also sets the span. An empty
+// answer drops every range the responder has not learned (above m.End). An
+// empty answer from a responder truncated above learnedTo (a range below
+// its Begin) is replaced by one request from learnedTo past its Begin,
+// answered with its snapshot. It reports whether m answered a range in
+// flight; one that answers none changes nothing.
+func (c *Core) catchupAnswered(m Message) bool {
 	if len(m.Actions) == 0 && m.Begin > c.learnedTo {
 		if e, ok := c.cu.inflight[c.learnedTo]; ok && e > m.Begin {
-			return // already asked
+			return false // already asked
 		}
 		clear(c.cu.inflight)
 		end := max(c.cu.to, m.Begin+1)
 		c.requestCatchup(c.learnedTo, end)
 		c.cu.sent = end
-		return
+		return true
 	}
 	if len(m.Actions) == 0 {
 		for s := range c.cu.inflight {
@@ -234,21 +252,29 @@ func (c *Core) catchupAnswered(m Message) {
 				delete(c.cu.inflight, s)
 			}
 		}
-		return
+		return false
 	}
 	s := m.Actions[0].Position
 	e, ok := c.cu.inflight[s]
-	if !ok {
-		// A snapshot jump answers the range it was asked for below Begin.
-		for s2 := range c.cu.inflight {
-			if s2 < s {
-				e, ok = max(e, c.cu.inflight[s2]), true
-				delete(c.cu.inflight, s2)
+	if !ok && s == m.Begin {
+		// A snapshot jump answers the range it was asked for across
+		// Begin; every range below Begin is truncated there.
+		for s2, e2 := range c.cu.inflight {
+			if s2 < s && e2 > s {
+				ok = true
 			}
 		}
-		if !ok {
-			return
+		if ok {
+			for s2, e2 := range c.cu.inflight {
+				if s2 < s {
+					e = max(e, e2)
+					delete(c.cu.inflight, s2)
+				}
+			}
 		}
+	}
+	if !ok {
+		return false
 	}
 	delete(c.cu.inflight, s)
 	got := m.Actions[len(m.Actions)-1].Position + 1
@@ -270,6 +296,7 @@ func (c *Core) catchupAnswered(m Message) {
 			c.requestCatchup(got, e)
 		}
 	}
+	return true
 }
 
 // observeConfig takes note of a peer's membership (the one in force at its
