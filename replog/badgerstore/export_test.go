@@ -109,3 +109,10 @@ var WALExtent = walExtent
 func (s *Store) RawDelete(key []byte) error {
 	return s.db.Update(func(txn *badger.Txn) error { return txn.Delete(key) })
 }
+
+// WithSnappy sets the test-only mode where tables are compressed with
+// Snappy, as stores were before compression was turned off.
+func WithSnappy(o Options) Options {
+	o.snappy = true
+	return o
+}
