@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -29,8 +30,9 @@ import (
 // resident set is then per replica: the bench reads each child's
 // /proc/<pid>/status before telling it to quit.
 //
-// A child exits when its stdin closes, so no child outlives the bench and
-// keeps a store's lock.
+// A child runs with a master's soft memory limit (masterMemoryLimit) unless
+// GOMEMLIMIT is set, and exits when its stdin closes, so no child outlives
+// the bench and keeps a store's lock.
 
 // benchCommand is one line the bench writes to a replica child.
 type benchCommand struct {
@@ -257,6 +259,10 @@ func cmdLogBenchReplica(ctx context.Context, e *Env, args []string) int {
 		return e.usageError("-index, -masters and -dir are required, and -index must name one of -masters")
 	}
 	log := NewLogger(LogOptions{Name: "regent", Level: *logLevel, Output: e.Stderr})
+	if e.Getenv("GOMEMLIMIT") == "" {
+		// As a master does (cmdMaster), so the RSS is a master's.
+		debug.SetMemoryLimit(masterMemoryLimit)
+	}
 	err := serveBenchReplica(ctx, e.Stdin, e.Stdout, benchReplicaOptions{
 		Index: *index - 1, Masters: addrs, Dir: *dir, Window: *window, MemTable: *memtable << 20,
 		Logger: log, MemProfile: *memProfile, CPUProfile: *cpuProfile,
