@@ -606,9 +606,10 @@ func runHTTPBench(ctx context.Context, o httpBenchOptions) (*httpBenchResult, er
 	var writes, errs, redirects atomic.Int64
 	var firstErr atomic.Value
 	lats := make([][]time.Duration, o.Clients)
-	bctx, cancel := context.WithTimeout(ctx, o.Duration)
-	defer cancel()
 	start := time.Now()
+	end := start.Add(o.Duration)
+	bctx, cancel := context.WithDeadline(ctx, end)
+	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { watch.run(bctx, time.Second) })
 	for i := range o.Clients {
@@ -632,8 +633,11 @@ func runHTTPBench(ctx context.Context, o httpBenchOptions) (*httpBenchResult, er
 				if red {
 					redirects.Add(1)
 				}
-				if bctx.Err() != nil {
-					return // the run ended mid-request: neither a write nor an error
+				if bctx.Err() != nil || (err != nil && !time.Now().Before(end)) {
+					// The run ended mid-request: neither a write nor an
+					// error. (A raw client's connection has the run's
+					// deadline, which may fire before bctx's.)
+					return
 				}
 				if err == nil && code == http.StatusOK {
 					writes.Add(1)
