@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/regent-ha/regent/replog"
 	"github.com/regent-ha/regent/replog/paxos"
 	"github.com/regent-ha/regent/replog/replogtest"
 )
@@ -56,7 +57,8 @@ var (
 )
 
 // TestNodeChaos runs three nodes through seeded faults (partitions, message
-// loss, crashes that keep only the synced state) while a writer appends to
+// loss, crashes that keep only the synced state, synced saves that take up
+// to a few leases) while a writer appends to
 // whichever node is the coordinator, then heals everything and checks that
 // every replica holds every acknowledged append, at the position it was
 // acknowledged at, and that no two replicas disagree on any position.
@@ -74,7 +76,19 @@ func TestNodeChaos(t *testing.T) {
 
 func runChaos(t *testing.T, seed int64, steps int) {
 	rnd := rand.New(rand.NewSource(seed))
-	c := newCluster(t, 3)
+	disks := map[string]*chaosDisk{}
+	var disksMu sync.Mutex
+	c := newClusterWith(t, 3, func(addr string, st *replogtest.Storage) replog.Storage {
+		disksMu.Lock()
+		defer disksMu.Unlock()
+		d := disks[addr]
+		if d == nil {
+			d = &chaosDisk{}
+			disks[addr] = d
+		}
+		return &slowDiskStore{Storage: st, disk: d} // the disk outlives a crash
+	}, nil)
+	drnd := rand.New(rand.NewSource(seed + 2)) // the slow disks' own
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	wctx, wcancel := context.WithCancel(ctx) // the writer's: it stops before the checks
@@ -155,6 +169,22 @@ func runChaos(t *testing.T, seed int64, steps int) {
 				t.Logf("seed %d step %d: wipe %s", seed, step, a)
 			}
 		}
+		mu.Lock()
+		initialised := len(acked) > 0
+		mu.Unlock()
+		// Slow disks only once the log is initialised: until position 0
+		// (the first membership) is learned, every replica of the
+		// initialisation set must answer, and slow disks on top of crashes
+		// can keep that from happening for the whole run (with the driver
+		// blocked in its saves as well).
+		if d := drnd.Intn(3); initialised && d == 0 {
+			a := c.masters[drnd.Intn(3)]
+			n, d := 1+drnd.Intn(3), time.Duration(100+drnd.Intn(2000))*time.Millisecond
+			disksMu.Lock()
+			disks[a].slowNext(n, d)
+			disksMu.Unlock()
+			t.Logf("seed %d step %d: the next %d synced saves of %s take %v", seed, step, n, a, d)
+		}
 		time.Sleep(time.Duration(200+rnd.Intn(1500)) * time.Millisecond)
 	}
 	c.net.Heal()
@@ -164,6 +194,10 @@ func runChaos(t *testing.T, seed int64, steps int) {
 	mu.Lock()
 	defer mu.Unlock()
 	if len(acked) == 0 {
+		for _, addr := range c.masters {
+			st := c.member(addr).node.Status()
+			t.Logf("seed %d: %s: %v %v begin %d end %d learned-to %d leader %d voters %d", seed, addr, st.Role, st.ReplicaStatus, st.Begin, st.End, st.LearnedTo, st.Leader, st.Voters)
+		}
 		t.Fatalf("seed %d: no append was acknowledged", seed)
 	}
 	var top paxos.Position
@@ -211,4 +245,44 @@ func runChaos(t *testing.T, seed int64, steps int) {
 	cancel()
 	wg.Wait()
 	t.Logf("seed %d: %d appends acknowledged, top position %d", seed, len(acked), top)
+}
+
+// chaosDisk is one master's disk in the chaos test: it can make the next
+// synced saves slow.
+type chaosDisk struct {
+	mu   sync.Mutex
+	n    int
+	slow time.Duration
+}
+
+func (d *chaosDisk) slowNext(n int, slow time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.n, d.slow = n, slow
+}
+
+// take returns how long the next synced save waits.
+func (d *chaosDisk) take() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.n == 0 {
+		return 0
+	}
+	d.n--
+	return d.slow
+}
+
+// slowDiskStore is a store on a chaosDisk.
+type slowDiskStore struct {
+	*replogtest.Storage
+	disk *chaosDisk
+}
+
+func (s *slowDiskStore) Save(b replog.Batch) error {
+	if b.Sync {
+		if d := s.disk.take(); d > 0 {
+			time.Sleep(d) // fake time: a stalled fdatasync
+		}
+	}
+	return s.Storage.Save(b)
 }

@@ -62,6 +62,49 @@
 // message is stepped in between, so the core has read nothing the unsaved
 // marks change.
 //
+// # A slow save does not stop the lease
+//
+// Saves run on a goroutine of their own (the saver), one at a time and in
+// order, while the driver waits for each. A save usually takes well under a
+// tick, but a synced one on a busy disk has been seen to take 443 ms, longer
+// than a master's 250 ms lease: with the driver blocked in it, no heartbeat
+// left the leader and no answer left a follower, the followers' leases
+// lapsed and they elected another leader although this one was only slow.
+// So while a save is in flight the driver does a narrow part of its work and
+// nothing else (no proposal taken, no campaign, no membership change, no
+// other message stepped: those wait until no save is in flight):
+//
+//   - it keeps logical time going (ticks), so the coordinator sends its
+//     heartbeats and a lapsed lease is still noticed;
+//   - it steps heartbeats and their answers, so a quorum's acknowledgements
+//     renew the coordinator's lease and a follower renews the leader's;
+//   - of the Ready the core then has, it sends at once only what relies on
+//     nothing unsaved: the coordinator's write requests (Early: its own
+//     accepts count only once saved, and its proposal's promise was synced
+//     before it was elected), its heartbeats, refusals, answers that refuse
+//     or ignore a heartbeat, and answers that accept one only when the
+//     promise of that proposal and the VOTING status they report are
+//     already durable (the last synced hard state). The rest of that Ready
+//     (a raised promise, NOPs written over leftovers) is saved after the
+//     save in flight, and its other messages leave after that save, as
+//     always: persist and sync before sending what depends on it.
+//
+// This is narrower than moving every storage write off the driver (etcd's
+// asynchronous storage writes): votes, promises and the campaign still wait
+// for their sync exactly as before, so the rules the core's safety rests on
+// are unchanged; only the lease's traffic no longer queues behind the disk.
+// A save's error still stops the node.
+//
+// Every incoming message is stepped at the tick it arrived in (or the
+// current one, if later), and on each tick the driver takes the messages
+// waiting in its inbox before it counts the ticks that came due. A replica
+// whose driver was itself stalled (a long pause, a starved CPU) therefore
+// finds the heartbeats that arrived meanwhile before it judges the leader's
+// lease lapsed, and does not report the leader gone while it was live. This
+// is safe because a replica's lease then runs from when it received the
+// heartbeat, which is no earlier than when the coordinator sent it, and the
+// coordinator counts its own lease from the send.
+//
 // A crash anywhere in between leaves a state the protocol allows. Storage
 // errors are fatal: the node stops and reports them; network sends are fire
 // and forget (Paxos tolerates loss).

@@ -75,7 +75,10 @@ type Status struct {
 // persists (one Save, synced when Ready.MustSync), sends the other messages,
 // publishes learned entries and advances, in that order — except that a
 // batch of learned marks alone is sent and published before its save (see
-// the package doc).
+// the package doc). The Save itself runs on a saver goroutine; while it is
+// in flight the driver keeps ticking and steps heartbeats and their answers
+// only, so that a slow disk does not cost the leader its lease (the package
+// doc, "A slow save does not stop the lease").
 //
 // Membership policy: while coordinating, the node compares the log's
 // membership with Config.Masters (or the list set at runtime, members.go)

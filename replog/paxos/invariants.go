@@ -55,6 +55,12 @@ func (c *Core) checkInvariants() {
 		fail("saved actions hold %d entry bytes, counted %d", savedBytes, c.savedBytes)
 	}
 	for p, a := range c.saved {
+		if _, pending := c.unstable[p]; pending {
+			// A newer version waits in a Ready whose save may be in flight
+			// (the driver steps heartbeats meanwhile): storage holds the
+			// one or the other until Advance.
+			continue
+		}
 		st, ok, err := c.st.Action(p)
 		if err != nil {
 			continue // storage errors are the driver's to report
