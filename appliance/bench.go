@@ -89,6 +89,7 @@ func cmdBench(ctx context.Context, e *Env, args []string) int {
 		base = c.Masters()[0].APIURL()
 		for _, m := range c.Masters() {
 			o.Watch = append(o.Watch, m.APIURL())
+			o.Procs = append(o.Procs, benchProc{Name: m.Name, Base: m.APIURL(), Pid: m.ChildPid})
 			if *pprofOn {
 				fmt.Fprintf(e.Stderr, "%s: profiles at %s/debug/pprof/\n", m.Name, m.APIURL())
 			}
@@ -120,9 +121,28 @@ func cmdBench(ctx context.Context, e *Env, args []string) int {
 	if res.FirstError != "" {
 		fmt.Fprintf(tw, "first error\t%s\n", res.FirstError)
 	}
+	printCPU(tw, res)
 	printWriteStages(tw, res)
 	tw.Flush()
 	return ExitOK
+}
+
+// printCPU prints the processes' CPU time per write.
+func printCPU(tw io.Writer, res *httpBenchResult) {
+	if len(res.CPU) == 0 {
+		return
+	}
+	var parts []string
+	var total float64
+	for _, c := range res.CPU {
+		name := c.Name
+		if c.Leader {
+			name += " (leader)"
+		}
+		parts = append(parts, fmt.Sprintf("%s %.0f", name, c.USPerWrite))
+		total += c.USPerWrite
+	}
+	fmt.Fprintf(tw, "cpu per write (µs)\t%s; total %.0f\n", strings.Join(parts, ", "), total)
 }
 
 // printWriteStages prints the leader's stage timings and batch shape of
@@ -219,6 +239,111 @@ type httpBenchOptions struct {
 	// StdClient sends the writes with net/http's client instead of a
 	// rawClient.
 	StdClient bool
+	// Procs are the local cluster's masters, whose CPU time during the run
+	// is reported with the bench's own.
+	Procs []benchProc
+}
+
+// benchProc is a master process whose CPU time the bench measures.
+type benchProc struct {
+	Name string
+	Base string     // its API base URL, to tell the leader
+	Pid  func() int // its master's pid now, 0 if none
+}
+
+// benchCPU is one process's CPU time during a bench run.
+type benchCPU struct {
+	Name       string  `json:"name"` // "bench", or the master's name
+	Leader     bool    `json:"leader,omitempty"`
+	Seconds    float64 `json:"seconds"`      // user and system
+	USPerWrite float64 `json:"us_per_write"` // Seconds per acknowledged write
+}
+
+// procCPU returns a process's user and system CPU time so far, from
+// /proc/<pid>/stat (Linux; elsewhere it fails). The clock tick is
+// USER_HZ, 100 on Linux's architectures.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	d, err := parseProcStat(b)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return d, nil
+}
+
+// parseProcStat returns the user and system CPU time in a /proc/<pid>/stat
+// line.
+func parseProcStat(b []byte) (time.Duration, error) {
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// count fields after its closing one. utime and stime are fields 14
+	// and 15, the 12th and 13th after it.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("no command name")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("%d fields after the command name, want at least 13", len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * (time.Second / 100), nil
+}
+
+// cpuWatch reads the CPU time of the bench and the masters before and
+// after the run.
+type cpuWatch struct {
+	procs  []benchProc
+	pids   []int // the bench's, then each of procs'
+	before []time.Duration
+	ok     []bool
+}
+
+// start reads every process's CPU time; a process it cannot read is left
+// out of the result.
+func (w *cpuWatch) start() {
+	w.pids = append(w.pids, os.Getpid())
+	for _, p := range w.procs {
+		w.pids = append(w.pids, p.Pid())
+	}
+	for _, pid := range w.pids {
+		d, err := procCPU(pid)
+		w.before = append(w.before, d)
+		w.ok = append(w.ok, err == nil && pid != 0)
+	}
+}
+
+// result returns each process's CPU time since start, per write too. A
+// master whose process changed (restarted) is left out.
+func (w *cpuWatch) result(writes int, leader string) []benchCPU {
+	var out []benchCPU
+	for i, pid := range w.pids {
+		if !w.ok[i] || (i > 0 && w.procs[i-1].Pid() != pid) {
+			continue
+		}
+		d, err := procCPU(pid)
+		if err != nil {
+			continue
+		}
+		c := benchCPU{Name: "bench", Seconds: (d - w.before[i]).Seconds()}
+		if i > 0 {
+			c.Name, c.Leader = w.procs[i-1].Name, w.procs[i-1].Base == leader
+		}
+		if writes > 0 {
+			c.USPerWrite = c.Seconds / float64(writes) * 1e6
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // httpBenchResult is what "regent bench" reports.
@@ -243,7 +368,10 @@ type httpBenchResult struct {
 	// the HTTP server's time for PUT /master/weights as "http"); Batches
 	// the shape of the log entries it wrote. StagesError says why they are
 	// missing (the leader changed, an older master).
-	Stages      []benchStage  `json:"stages,omitempty"`
+	Stages []benchStage `json:"stages,omitempty"`
+	// CPU is the CPU time of the bench and of the local cluster's masters
+	// during the run.
+	CPU         []benchCPU    `json:"cpu,omitempty"`
 	Batches     *benchBatches `json:"batches,omitempty"`
 	StagesError string        `json:"stages_error,omitempty"`
 }
@@ -606,6 +734,8 @@ func runHTTPBench(ctx context.Context, o httpBenchOptions) (*httpBenchResult, er
 	var writes, errs, redirects atomic.Int64
 	var firstErr atomic.Value
 	lats := make([][]time.Duration, o.Clients)
+	cpu := &cpuWatch{procs: o.Procs}
+	cpu.start()
 	start := time.Now()
 	end := start.Add(o.Duration)
 	bctx, cancel := context.WithDeadline(ctx, end)
@@ -655,6 +785,7 @@ func runHTTPBench(ctx context.Context, o httpBenchOptions) (*httpBenchResult, er
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpuUsed := cpu.result(int(writes.Load()), lt.get())
 	watch.sample(ctx)
 	changes, restarts := watch.result()
 	var stagesAfter map[string]histo
@@ -676,6 +807,7 @@ func runHTTPBench(ctx context.Context, o httpBenchOptions) (*httpBenchResult, er
 		P50Ms:      quantileMs(all, 0.50),
 		P99Ms:      quantileMs(all, 0.99),
 
+		CPU:            cpuUsed,
 		LeaderChanges:  changes,
 		MasterRestarts: restarts,
 		MastersWatched: len(watch.masters),

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -163,5 +164,28 @@ func TestPutRawFollowsRedirectAndReconnects(t *testing.T) {
 	// Three writes on one connection, the one after "close" on another.
 	if len(conns) != 2 {
 		t.Errorf("leader saw %d connections, want 2", len(conns))
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		line    string
+		want    time.Duration
+		wantErr bool
+	}{
+		// utime 150 and stime 25 ticks: 1.75 s.
+		{"4242 (regent) S 1 4242 4242 0 -1 4194304 5000 0 0 0 150 25 0 0 20 0 12 0 100 2000000 3000", 1750 * time.Millisecond, false},
+		// A command name with spaces and parentheses.
+		{"7 (a) b (c)) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 1 1 1", 70 * time.Millisecond, false},
+		{"7 (a) R 1 7", 0, true},
+		{"7 a R 1 7 7 0 -1 0 0 0 0 0 3 4", 0, true},
+		{"7 (a) R 1 7 7 0 -1 0 0 0 0 0 x 4", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseProcStat([]byte(tt.line))
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("parseProcStat(%q) = %v, %v; want %v, error %v", tt.line, got, err, tt.want, tt.wantErr)
+		}
 	}
 }

@@ -124,6 +124,10 @@ func TestHTTPBenchAgainstCluster(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^leader changes +0 \(2 masters watched; 0 master restarts seen\)$`).MatchString(stdout) {
 		t.Errorf("output lacks \"leader changes 0\" with 2 masters watched and no restart:\n%s", stdout)
 	}
+	// The bench's own CPU (the masters are not its children here).
+	if !regexp.MustCompile(`(?m)^cpu per write \(µs\) +bench \d+; total \d+$`).MatchString(stdout) {
+		t.Errorf("output lacks the bench's CPU per write:\n%s", stdout)
+	}
 	// The leader's stages between two readings of its /metrics.
 	if !regexp.MustCompile(`(?m)^  append +\d+ +[0-9.]+ / [0-9.]+ / [0-9.]+$`).MatchString(stdout) {
 		t.Errorf("output lacks the leader's append stage:\n%s", stdout)
