@@ -324,6 +324,10 @@ type logBenchOptions struct {
 	Logger   hclog.Logger
 	AtEnd    func() error // called while the cluster still runs, after the measurements (a heap profile)
 	Trace    io.Writer    // if set, receives a runtime execution trace of the appends only
+	// TruncateEvery, if positive, has the coordinator append a snapshot and
+	// truncate the log below it each time that many positions were
+	// learned since the last truncation, as a master does (truncateLoop).
+	TruncateEvery int
 	// Processes runs each replica in a process of its own (see
 	// runLogBenchProcesses), Binary (default: this executable) with the
 	// hidden "regent log bench-replica". The children write their logs, at
@@ -362,6 +366,9 @@ func (o *logBenchOptions) validate() error {
 	}
 	if o.Processes && (o.Catchup > 0 || o.Trace != nil || o.AtEnd != nil) {
 		errs = append(errs, errors.New("-processes runs no -catchup, -trace or -cpuprofile/-memprofile of this process (the replicas write -memprofile and -cpuprofile as FILE.r<replica>)"))
+	}
+	if o.TruncateEvery < 0 || (o.TruncateEvery > 0 && o.Catchup > 0) {
+		errs = append(errs, errors.New("-truncate_every must not be negative, nor given with -catchup"))
 	}
 	if o.Catchup > 0 && o.Count > 0 {
 		errs = append(errs, errors.New("-catchup and -count exclude each other: -catchup N writes N positions"))
@@ -408,6 +415,10 @@ type logBenchResult struct {
 	// ReplicaRSS then holds each one's memory, replica 1 first.
 	Processes  bool         `json:"processes,omitempty"`
 	ReplicaRSS []replicaRSS `json:"replica_rss,omitempty"`
+
+	// Truncations is how many times the log was truncated during the load
+	// (TruncateEvery).
+	Truncations int `json:"truncations,omitempty"`
 
 	// Stages are the medians of the steps of one append, with one writer
 	// only (stageSpans).
@@ -479,7 +490,7 @@ func runLogBench(ctx context.Context, o logBenchOptions) (*logBenchResult, error
 		c.stages.on.Store(true)
 	}
 	var res0 logBenchResult
-	lats, errs, elapsed := appendLoad(ctx, leader.node, o.Size, o.Writers, o.Duration, count, c.stages)
+	lats, errs, elapsed, truncations, terr := loadWithTruncation(ctx, leader.node, o.Size, o.Writers, o.Duration, count, o.TruncateEvery, c.stages)
 	if c.stages != nil {
 		c.stages.on.Store(false)
 		res0.Stages = c.stages.spans()
@@ -492,6 +503,9 @@ func runLogBench(ctx context.Context, o logBenchOptions) (*logBenchResult, error
 	fsyncs, fst := follower.store.syncs.Load()-fsyncs0, time.Duration(follower.store.syncTime.Load()-fst0)
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("log bench: %w", ctx.Err())
+	}
+	if terr != nil {
+		return nil, fmt.Errorf("log bench: %w", terr)
 	}
 	if len(lats) == 0 {
 		return nil, fmt.Errorf("log bench: no append succeeded (%d errors; is the leader stable?)", errs)
@@ -512,6 +526,7 @@ func runLogBench(ctx context.Context, o logBenchOptions) (*logBenchResult, error
 		P99Ms:       quantileMs(lats, 0.99),
 		P999Ms:      quantileMs(lats, 0.999),
 		FsyncsPerS:  float64(syncs) / secs,
+		Truncations: truncations,
 	}
 	if fsyncs > 0 {
 		res.FollowerFsyncsPerS = float64(fsyncs) / secs

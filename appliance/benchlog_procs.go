@@ -45,6 +45,8 @@ type benchCommand struct {
 	Writers  int           `json:"writers,omitempty"`
 	Duration time.Duration `json:"duration,omitempty"`
 	Count    int           `json:"count,omitempty"`
+	// TruncateEvery, with "load": see logBenchOptions.TruncateEvery.
+	TruncateEvery int `json:"truncate_every,omitempty"`
 }
 
 // benchReply is a replica child's answer to one benchCommand, and the first
@@ -199,7 +201,7 @@ func runLogBenchProcesses(ctx context.Context, o logBenchOptions) (res *logBench
 			return nil, fmt.Errorf("log bench: %w", err)
 		}
 	}
-	lr, err := leader.call(benchCommand{Op: "load", Size: o.Size, Writers: o.Writers, Duration: o.Duration, Count: o.Count})
+	lr, err := leader.call(benchCommand{Op: "load", Size: o.Size, Writers: o.Writers, Duration: o.Duration, Count: o.Count, TruncateEvery: o.TruncateEvery})
 	if err != nil {
 		return nil, fmt.Errorf("log bench: %w", err)
 	}
@@ -358,7 +360,7 @@ func serveBenchReplica(ctx context.Context, in io.Reader, out io.Writer, o bench
 				cpuFile, err = startCPUProfile(o.CPUProfile)
 			}
 		case "load":
-			rep.Result, err = measureLoad(rctx, r, cmd.Size, cmd.Writers, cmd.Duration, cmd.Count)
+			rep.Result, err = measureLoad(rctx, r, cmd.Size, cmd.Writers, cmd.Duration, cmd.Count, cmd.TruncateEvery)
 		case "stats":
 			err = stopCPU()
 			rep.Syncs, rep.SyncNs = r.store.syncs.Load()-syncs0, r.store.syncTime.Load()-st0
@@ -387,14 +389,17 @@ func serveBenchReplica(ctx context.Context, in io.Reader, out io.Writer, o bench
 // measureLoad runs the appenders on the coordinator r and returns its
 // figures: throughput, latency, batching and its fsyncs (no RSS, no
 // follower's).
-func measureLoad(ctx context.Context, r *logReplica, size, writers int, d time.Duration, count int) (*logBenchResult, error) {
+func measureLoad(ctx context.Context, r *logReplica, size, writers int, d time.Duration, count, truncateEvery int) (*logBenchResult, error) {
 	syncs0, writes0, pos0 := r.store.syncs.Load(), r.tr.writes.Load(), r.tr.positions.Load()
 	st0 := r.store.syncTime.Load()
-	lats, errs, elapsed := appendLoad(ctx, r.node, size, writers, d, count, nil)
+	lats, errs, elapsed, truncations, terr := loadWithTruncation(ctx, r.node, size, writers, d, count, truncateEvery, nil)
 	syncs, writes, pos := r.store.syncs.Load()-syncs0, r.tr.writes.Load()-writes0, r.tr.positions.Load()-pos0
 	st := time.Duration(r.store.syncTime.Load() - st0)
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("load: %w", ctx.Err())
+	}
+	if terr != nil {
+		return nil, fmt.Errorf("load: %w", terr)
 	}
 	if len(lats) == 0 {
 		return nil, fmt.Errorf("load: no append succeeded (%d errors; is the leader stable?)", errs)
@@ -412,6 +417,7 @@ func measureLoad(ctx context.Context, r *logReplica, size, writers int, d time.D
 		P99Ms:       quantileMs(lats, 0.99),
 		P999Ms:      quantileMs(lats, 0.999),
 		FsyncsPerS:  float64(syncs) / secs,
+		Truncations: truncations,
 	}
 	if syncs > 0 {
 		res.SaveMeanMs = float64(st) / float64(syncs) / float64(time.Millisecond)

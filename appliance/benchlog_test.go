@@ -56,7 +56,7 @@ func TestLogBenchProcesses(t *testing.T) {
 	dir := t.TempDir()
 	var stderr bytes.Buffer
 	res, err := runLogBench(context.Background(), logBenchOptions{
-		Replicas: 3, Size: 512, Writers: 4, Count: 300,
+		Replicas: 3, Size: 512, Writers: 4, Count: 300, TruncateEvery: 100,
 		Processes: true, Binary: bin, ChildStderr: &stderr,
 		ChildMemProfile: filepath.Join(dir, "heap"),
 		Dir:             filepath.Join(dir, "bench"),
@@ -64,8 +64,8 @@ func TestLogBenchProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("runLogBench: %v\nreplicas' stderr:\n%s", err, stderr.String())
 	}
-	if !res.Processes || res.Appends != 300 || res.Errors != 0 {
-		t.Errorf("processes %v, appends %d, errors %d; want true, 300, 0", res.Processes, res.Appends, res.Errors)
+	if !res.Processes || res.Appends != 300 || res.Errors != 0 || res.Truncations < 1 {
+		t.Errorf("processes %v, appends %d, errors %d, truncations %d; want true, 300, 0, ≥ 1", res.Processes, res.Appends, res.Errors, res.Truncations)
 	}
 	if res.P50Ms <= 0 || res.P99Ms < res.P50Ms || res.BatchMean < 1 || res.FsyncsPerS <= 0 || res.FollowerFsyncsPerS <= 0 {
 		t.Errorf("figures not sane: %+v", res)
@@ -127,4 +127,31 @@ func TestLogBenchReplicaExitsWithoutBench(t *testing.T) {
 		t.Fatalf("reopen the replica's store: %v", err)
 	}
 	st.Close()
+}
+
+// TestLogBenchTruncates: with -truncate_every the coordinator truncates the
+// log as a master does, and the replicas' stores begin past position 0.
+func TestLogBenchTruncates(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "bench")
+	code, stdout, stderr := runCLI(t, nil, "log", "bench", "-count", "600", "-writers", "8", "-size", "256", "-truncate_every", "200", "-json", "-dir", dir)
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var res logBenchResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("decode %q: %v", stdout, err)
+	}
+	if res.Appends != 600 || res.Errors != 0 || res.Truncations < 1 {
+		t.Fatalf("appends %d, errors %d, truncations %d; want 600, 0, ≥ 1", res.Appends, res.Errors, res.Truncations)
+	}
+	// The coordinator learned every truncation before Truncate returned
+	// (the followers learn them a moment later, maybe after the bench).
+	rep, err := inspectReplica(filepath.Join(dir, "r1", ReplicatedLogDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Begin < 200 {
+		t.Errorf("the coordinator's replica begins at %d after %d truncations; want ≥ 200", rep.Begin, res.Truncations)
+	}
 }

@@ -40,6 +40,7 @@ func cmdLogBench(ctx context.Context, e *Env, args []string) int {
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to append (ignored with -count)")
 	fs.IntVar(&o.Count, "count", 0, "append this many entries instead of running for -duration")
 	fs.IntVar(&o.Catchup, "catchup", 0, "write this many positions with one replica stopped, then wipe it, restart it and time its catch-up")
+	fs.IntVar(&o.TruncateEvery, "truncate_every", 0, "append a snapshot and truncate the log below it every this many positions, as a master does (0: never; a master's default is 10000)")
 	fs.BoolVar(&o.Processes, "processes", false, "run each replica in a process of its own (RSS then per replica); replica 1's process runs the appenders")
 	fs.IntVar(&o.Window, "window", 0, "positions in flight at most (the core's window; 0: what a master uses)")
 	memtable := fs.Int("memtable_mb", 0, "Badger memtable size in MiB (0: what a master uses)")
@@ -147,6 +148,9 @@ func (r *logBenchResult) writeTable(w io.Writer) {
 	fmt.Fprintf(tw, "appends/s\t%.0f\n", r.AppendsPerS)
 	fmt.Fprintf(tw, "MB/s\t%.2f\n", r.MBPerS)
 	fmt.Fprintf(tw, "latency p50 / p99 / p99.9\t%.3f / %.3f / %.3f ms\n", r.P50Ms, r.P99Ms, r.P999Ms)
+	if r.Truncations > 0 {
+		fmt.Fprintf(tw, "truncations\t%d (a snapshot appended, then the log truncated below it)\n", r.Truncations)
+	}
 	fmt.Fprintf(tw, "batch\t%.1f positions per write message (coordinator)\n", r.BatchMean)
 	fmt.Fprintf(tw, "fsyncs/s\t%.0f (coordinator's synced saves, %.3f ms each); a follower: %.0f, %.3f ms each\n", r.FsyncsPerS, r.SaveMeanMs, r.FollowerFsyncsPerS, r.FollowerSaveMeanMs)
 	if r.Processes {
