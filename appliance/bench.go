@@ -734,6 +734,8 @@ func runHTTPBench(ctx context.Context, o httpBenchOptions) (*httpBenchResult, er
 	var writes, errs, redirects atomic.Int64
 	var firstErr atomic.Value
 	lats := make([][]time.Duration, o.Clients)
+	// The bench's own client speaks plain HTTP only.
+	stdClient := o.StdClient || strings.HasPrefix(o.Base, "https://")
 	cpu := &cpuWatch{procs: o.Procs}
 	cpu.start()
 	start := time.Now()
@@ -755,7 +757,7 @@ func runHTTPBench(ctx context.Context, o httpBenchOptions) (*httpBenchResult, er
 					red  bool
 					err  error
 				)
-				if o.StdClient {
+				if stdClient {
 					code, red, err = putWeights(bctx, hc, lt, lt.get(), body)
 				} else {
 					code, red, err = putRaw(bctx, &rc, lt, lt.get(), body)
