@@ -25,7 +25,7 @@ const catchupWindow = 8
 // without a sync, like any learned mark. An answer that matches no range in
 // flight (a duplicate, or one to a request from before a restart) is
 // learned and changes nothing else. When no answer matched a range in
-// flight for a retry period, every range is dropped and catch-up starts
+// flight for catchupTimeout, every range is dropped and catch-up starts
 // again from learnedTo, possibly from another peer, skipping what it
 // learned out of order.
 type catchup struct {
@@ -50,11 +50,20 @@ func (c *Core) startCatchup(peer ReplicaID, to Position) {
 	}
 	c.cu.active = true
 	c.cu.peer = peer
-	c.cu.deadline = c.now + c.jitter()
+	c.cu.deadline = c.now + c.catchupTimeout()
 	c.cu.sent = c.learnedTo
 	clear(c.cu.inflight)
 	c.fillCatchupWindow()
 }
+
+// catchupTimeout is how long catch-up waits for an answer before it starts
+// again: catchupWindow retry periods. A responder answers the requests of a
+// window one after another, each a batch of up to MaxBatchBytes to read and
+// send, and the replica's own saves of the answers may stall it for many
+// ticks at once (which it then counts all together): one retry period
+// without an answer is no sign of a lost request, and starting again sent
+// the window again while the first one was still being answered.
+func (c *Core) catchupTimeout() uint64 { return catchupWindow * c.jitter() }
 
 // fillCatchupWindow sends requests for the next ranges until catchupWindow
 // are in flight, every range below cu.to was requested, or the next range
@@ -102,7 +111,7 @@ func (c *Core) maybeCatchupFromLeader() {
 	}
 }
 
-// tickCatchup restarts a catch-up that made no progress for a retry period.
+// tickCatchup restarts a catch-up that made no progress for catchupTimeout.
 func (c *Core) tickCatchup() {
 	if c.cu.active && c.now >= c.cu.deadline {
 		c.cu.active = false
@@ -165,7 +174,7 @@ func (c *Core) handleCatchupResponse(m Message) error {
 		return nil
 	}
 	if c.catchupAnswered(m) || c.learnedTo > before {
-		c.cu.deadline = c.now + c.jitter()
+		c.cu.deadline = c.now + c.catchupTimeout()
 	}
 	if c.learnedTo >= c.cu.to {
 		c.cu.active = false
@@ -197,7 +206,7 @@ func (c *Core) learnAnswer(as []Action) error {
 	}
 	// Positions at or above next hold nothing in storage; ones stored since
 	// the read (by this very loop) are in unstable, which is looked at first.
-	from, to := max(as[0].Position, c.hs.Begin), min(as[n-1].Position+1, c.next)
+	from, to := max(as[0].Position, c.hs.Begin, c.learnedTo), min(as[n-1].Position+1, c.next)
 	var stored []Action
 	if from < to {
 		var err error
@@ -209,6 +218,11 @@ func (c *Core) learnAnswer(as []Action) error {
 		p := a.Position
 		if p < c.hs.Begin {
 			continue // truncated, maybe by an action of this answer
+		}
+		if p < c.learnedTo {
+			// Learned already (a duplicate answer): learn would read it
+			// back only to compare.
+			continue
 		}
 		for len(stored) > 0 && stored[0].Position < p {
 			stored = stored[1:]

@@ -139,7 +139,7 @@ func TestCatchupLostRangeRequestedAgain(t *testing.T) {
 		t.Fatalf("learnedTo %d with the range at 11 lost, want 11", c.learnedTo)
 	}
 	var again [][2]Position
-	for range cfg.RetryTicks + 1 {
+	for range catchupWindow*cfg.RetryTicks + 1 {
 		c.Tick()
 		msgs, _ := drain(t, c, s)
 		again = append(again, catchupRanges(msgs)...)
@@ -351,7 +351,7 @@ func TestCatchupRestartSkipsLearnedAhead(t *testing.T) {
 		stepReady(t, c, s, catchupAnswer(r[0], r[1], end))
 	}
 	var again [][2]Position
-	for range 2 * cfg.RetryTicks {
+	for range catchupWindow*cfg.RetryTicks + 1 {
 		c.Tick()
 		msgs, _ := drain(t, c, s)
 		again = append(again, catchupRanges(msgs)...)
@@ -364,4 +364,36 @@ func TestCatchupRestartSkipsLearnedAhead(t *testing.T) {
 			t.Errorf("request %v again, learned ahead in %v", r, rs[1:])
 		}
 	}
+}
+
+// Found by regent log bench -catchup on a loaded machine: a responder
+// answers a window's requests one after another, and a replica whose own
+// saves stall sees many ticks pass at once, so a retry period (RetryTicks)
+// without an answer is no sign of a lost request; restarting then sent the
+// window again while the first was still being answered. Catch-up waits
+// catchupWindow retry periods.
+func TestCatchupSlowAnswerNoRestart(t *testing.T) {
+	t.Parallel()
+	s := votingStore(1, Proposal{}, testMembership(1, 2, 3))
+	cfg := testConfig(1)
+	cfg.LeaseTicks = 1000
+	c := newTestCore(t, cfg, s)
+	const end = 500
+	step(t, c, s, Message{Type: MsgHeartbeat, From: 2, To: 1, Proposal: Proposal{5, 2}, Position: end})
+	_, msgs := stepReady(t, c, s, catchupAnswer(1, 11, end))
+	rs := catchupRanges(msgs)
+	for i := range catchupWindow*cfg.RetryTicks + 1 {
+		c.Tick()
+		msgs, _ := drain(t, c, s)
+		if got := catchupRanges(msgs); len(got) > 0 {
+			if i < catchupWindow*cfg.RetryTicks-1 {
+				t.Fatalf("requests %v %d ticks after the last answer, want none before %d", got, i+1, catchupWindow*cfg.RetryTicks)
+			}
+			if got[0] != rs[0] {
+				t.Fatalf("requests %v after the timeout, want %v first", got, rs[0])
+			}
+			return
+		}
+	}
+	t.Fatalf("no request again %d ticks after the last answer", catchupWindow*cfg.RetryTicks+1)
 }
