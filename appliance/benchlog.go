@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"runtime/trace"
 	"slices"
 	"strconv"
@@ -89,17 +90,26 @@ type countingTransport struct {
 	replog.Transport
 	writes    atomic.Uint64
 	positions atomic.Uint64
-	stages    *stageClock
-	replica   int // index in the cluster, for stages
+	// catchupRequests counts the catch-up requests sent, catchupPositions
+	// the positions sent in catch-up answers.
+	catchupRequests  atomic.Uint64
+	catchupPositions atomic.Uint64
+	stages           *stageClock
+	replica          int // index in the cluster, for stages
 }
 
 // Send implements replog.Transport.
 func (t *countingTransport) Send(msgs []paxos.Message) {
 	t.stages.markMessages(t.replica, true, msgs)
 	for _, m := range msgs {
-		if m.Type == paxos.MsgWriteRequest {
+		switch m.Type {
+		case paxos.MsgWriteRequest:
 			t.writes.Add(1)
 			t.positions.Add(uint64(len(m.Actions)))
+		case paxos.MsgCatchupRequest:
+			t.catchupRequests.Add(1)
+		case paxos.MsgCatchupResponse:
+			t.catchupPositions.Add(uint64(len(m.Actions)))
 		}
 	}
 	t.Transport.Send(msgs)
@@ -137,7 +147,17 @@ func newLogClusterAt(dir string, masters []string, log hclog.Logger) *logCluster
 }
 
 // startReplica opens replica i's store and starts its node and transport.
-func (c *logCluster) startReplica(i int) error {
+// Every goroutine they start carries the profiler label replica=r<i+1>, so a
+// CPU profile splits by replica (go tool pprof -tagfocus replica=r3).
+func (c *logCluster) startReplica(i int) (err error) {
+	pprof.Do(context.Background(), pprof.Labels("replica", "r"+strconv.Itoa(i+1)), func(context.Context) {
+		err = c.startReplicaLabelled(i)
+	})
+	return err
+}
+
+// startReplicaLabelled is startReplica, called with the replica's labels.
+func (c *logCluster) startReplicaLabelled(i int) error {
 	r := c.replicas[i]
 	if r.node != nil {
 		return fmt.Errorf("start replica %d: already running", i+1)
@@ -339,6 +359,10 @@ type logBenchOptions struct {
 	ChildLogLevel   string
 	ChildMemProfile string
 	ChildCPUProfile string
+	// CatchupCPU, if set, receives a CPU profile of the catch-up only
+	// (from the wiped replica's start until it votes): sender and
+	// receiver, since every replica runs in this process.
+	CatchupCPU io.Writer
 }
 
 func (o *logBenchOptions) validate() error {
@@ -363,6 +387,9 @@ func (o *logBenchOptions) validate() error {
 	}
 	if o.Catchup > 0 && o.Replicas < 3 {
 		errs = append(errs, fmt.Errorf("-catchup needs at least 3 replicas (one stopped, a quorum left), not %d", o.Replicas))
+	}
+	if o.CatchupCPU != nil && o.Catchup == 0 {
+		errs = append(errs, errors.New("a catch-up profile needs -catchup"))
 	}
 	if o.Processes && (o.Catchup > 0 || o.Trace != nil || o.AtEnd != nil) {
 		errs = append(errs, errors.New("-processes runs no -catchup, -trace or -cpuprofile/-memprofile of this process (the replicas write -memprofile and -cpuprofile as FILE.r<replica>)"))
@@ -427,6 +454,15 @@ type logBenchResult struct {
 	CatchupPositions int     `json:"catchup_positions,omitempty"`
 	CatchupSeconds   float64 `json:"catchup_s,omitempty"`
 	CatchupPerS      float64 `json:"catchup_positions_per_s,omitempty"`
+	// CatchupRSSMB is the process's peak resident set during the catch-up
+	// alone, in MiB (every replica together), where the kernel lets the
+	// peak be reset (/proc/self/clear_refs); otherwise zero.
+	CatchupRSSMB float64 `json:"catchup_rss_mb,omitempty"`
+	// CatchupRequests is the catch-up requests the caught-up replica sent,
+	// CatchupSent the positions the others sent it in answers (above
+	// CatchupPositions: positions sent twice).
+	CatchupRequests int `json:"catchup_requests,omitempty"`
+	CatchupSent     int `json:"catchup_sent,omitempty"`
 }
 
 // runLogBench starts a log cluster under o.Dir, elects replica 1, appends
@@ -544,21 +580,44 @@ func runLogBench(ctx context.Context, o logBenchOptions) (*logBenchResult, error
 		if err := c.wipeReplica(last); err != nil {
 			return nil, fmt.Errorf("log bench: %w", err)
 		}
+		sent0 := map[*logReplica]uint64{}
+		for _, r := range c.replicas[:last] {
+			sent0[r] = r.tr.catchupPositions.Load()
+		}
+		hwmReset := resetPeakRSS() == nil
+		if o.CatchupCPU != nil {
+			if err := pprof.StartCPUProfile(o.CatchupCPU); err != nil {
+				return nil, fmt.Errorf("log bench: start catch-up profile: %w", err)
+			}
+		}
 		t0 := time.Now()
 		if err := c.startReplica(last); err != nil {
+			if o.CatchupCPU != nil {
+				pprof.StopCPUProfile()
+			}
 			return nil, fmt.Errorf("log bench: %w", err)
 		}
 		readers.Go(func() { c.consume(rctx, last) })
 		wctx, wcancel := context.WithTimeout(ctx, 30*time.Minute)
 		err := c.waitVoting(wctx, last, target)
 		wcancel()
+		d := time.Since(t0)
+		if o.CatchupCPU != nil {
+			pprof.StopCPUProfile()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("log bench: catch-up: %w", err)
 		}
-		d := time.Since(t0)
 		res.CatchupPositions = int(target)
 		res.CatchupSeconds = d.Seconds()
 		res.CatchupPerS = float64(target) / d.Seconds()
+		res.CatchupRequests = int(c.replicas[last].tr.catchupRequests.Load())
+		for _, r := range c.replicas[:last] {
+			res.CatchupSent += int(r.tr.catchupPositions.Load() - sent0[r])
+		}
+		if hwmReset {
+			res.CatchupRSSMB, _ = processRSS()
+		}
 	}
 	res.RSSMB, res.RSSNowMB = processRSS()
 	m := procStatus()
@@ -659,6 +718,15 @@ func quantileMs(sorted []time.Duration, q float64) float64 {
 func processRSS() (peak, now float64) {
 	m := procStatus()
 	return m["VmHWM"], m["VmRSS"]
+}
+
+// resetPeakRSS resets this process's peak resident set (VmHWM) to its
+// current one, so a later processRSS reports the peak since.
+func resetPeakRSS() error {
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return fmt.Errorf("reset peak rss: %w", err)
+	}
+	return nil
 }
 
 // procStatus returns the sizes in /proc/self/status, in MiB, by name

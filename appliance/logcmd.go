@@ -47,6 +47,7 @@ func cmdLogBench(ctx context.Context, e *Env, args []string) int {
 	dir := fs.String("dir", "", "directory for the replicas' stores (default: a new temporary directory, removed at exit)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	catchupProfile := fs.String("catchup_cpuprofile", "", "write a CPU profile of the catch-up only (with -catchup) to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile at the end of the run to this file")
 	traceFile := fs.String("trace", "", "write a runtime execution trace of the appends (go tool trace) to this file")
 	logLevel := fs.String("log_level", "off", "log level of the replicas (off, error, warn, info, debug, trace), on stderr")
@@ -57,6 +58,9 @@ func cmdLogBench(ctx context.Context, e *Env, args []string) int {
 		return code
 	}
 	o.MemTable = int64(*memtable) << 20
+	if *catchupProfile != "" && (o.Catchup == 0 || *cpuProfile != "") {
+		return e.usageError("-catchup_cpuprofile needs -catchup and excludes -cpuprofile")
+	}
 	if err := o.validate(); err != nil {
 		return e.usageError("%v", err)
 	}
@@ -100,6 +104,16 @@ func cmdLogBench(ctx context.Context, e *Env, args []string) int {
 			return ExitFailure
 		}
 		defer pprof.StopCPUProfile()
+	}
+
+	if *catchupProfile != "" {
+		f, err := os.Create(*catchupProfile)
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "%s: %v\n", e.cmd.path(), err)
+			return ExitFailure
+		}
+		defer f.Close()
+		o.CatchupCPU = f
 	}
 
 	if *traceFile != "" {
@@ -166,6 +180,10 @@ func (r *logBenchResult) writeTable(w io.Writer) {
 	}
 	if r.CatchupPositions > 0 {
 		fmt.Fprintf(tw, "catch-up\t%d positions in %.2f s: %.0f positions/s\n", r.CatchupPositions, r.CatchupSeconds, r.CatchupPerS)
+		fmt.Fprintf(tw, "catch-up traffic\t%d requests, %d positions sent\n", r.CatchupRequests, r.CatchupSent)
+		if r.CatchupRSSMB > 0 {
+			fmt.Fprintf(tw, "catch-up RSS\tpeak %.0f MiB (whole process: %d replicas)\n", r.CatchupRSSMB, r.Replicas)
+		}
 	}
 	tw.Flush()
 }

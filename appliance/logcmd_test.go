@@ -36,6 +36,8 @@ func TestLogAndBenchFlagErrors(t *testing.T) {
 		{"bench zero duration", []string{"log", "bench", "-duration", "0s"}, ExitUsage, "-duration must be positive"},
 		{"bench catch-up needs three", []string{"log", "bench", "-replicas", "1", "-catchup", "10"}, ExitUsage, "-catchup needs at least 3 replicas"},
 		{"bench catch-up and count", []string{"log", "bench", "-catchup", "10", "-count", "10"}, ExitUsage, "-catchup and -count exclude each other"},
+		{"bench catch-up profile without catch-up", []string{"log", "bench", "-catchup_cpuprofile", "x.prof"}, ExitUsage, "-catchup_cpuprofile needs -catchup"},
+		{"bench both profiles", []string{"log", "bench", "-catchup", "10", "-catchup_cpuprofile", "x.prof", "-cpuprofile", "y.prof"}, ExitUsage, "excludes -cpuprofile"},
 		{"bench bad duration", []string{"log", "bench", "-duration", "soon"}, ExitUsage, "invalid value \"soon\" for flag -duration"},
 		{"bench unknown flag", []string{"log", "bench", "-writer", "2"}, ExitUsage, `unknown flag "-writer" (did you mean "writers"?)`},
 		{"bench argument", []string{"log", "bench", "extra"}, ExitUsage, `unexpected argument "extra"`},
@@ -453,14 +455,18 @@ func TestLogBenchCatchup(t *testing.T) {
 	}
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "bench")
-	code, stdout, stderr := runCLI(t, nil, "log", "bench", "-catchup", "500", "-writers", "16", "-size", "256", "-dir", dir)
+	prof := filepath.Join(t.TempDir(), "catchup.prof")
+	code, stdout, stderr := runCLI(t, nil, "log", "bench", "-catchup", "500", "-writers", "16", "-size", "256", "-dir", dir, "-catchup_cpuprofile", prof)
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"appends/s", "catch-up", "positions/s"} {
+	for _, want := range []string{"appends/s", "catch-up", "positions/s", "catch-up traffic"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
+	}
+	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
+		t.Errorf("catch-up profile: %v, %v", fi, err)
 	}
 	// The given directory is kept; the wiped replica came back with data.
 	if _, err := os.Stat(filepath.Join(dir, "r3", ReplicatedLogDir)); err != nil {
