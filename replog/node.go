@@ -750,9 +750,13 @@ func (n *Node) save(b Batch) error {
 	if b.IsEmpty() {
 		return nil
 	}
+	start := time.Now()
 	n.saveReq <- b
 	if err := n.awaitSave(); err != nil {
 		return err
+	}
+	if d := time.Since(start); d > n.slowSave() {
+		n.log.Warn("slow save; heartbeats went on meanwhile", "duration", d, "sync", b.Sync, "actions", len(b.Actions))
 	}
 	if b.HardState != nil {
 		n.cluster.Store(uint64(b.HardState.Cluster))
@@ -762,6 +766,12 @@ func (n *Node) save(b Batch) error {
 		}
 	}
 	return nil
+}
+
+// slowSave is how long a save may take before it is logged: half the
+// lease, which a save held the whole driver for before awaitSave.
+func (n *Node) slowSave() time.Duration {
+	return time.Duration(n.cfg.LeaseTicks) * n.cfg.TickInterval / 2
 }
 
 // awaitSave waits for the save in flight. A save usually takes well under a
