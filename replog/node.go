@@ -640,6 +640,7 @@ func (n *Node) processReady() error {
 				// of two. No message was stepped in between, so the core
 				// read nothing the unsaved batch changes.
 				n.send(next.Early)
+				next.Messages = n.sendFree(next.Messages, false)
 				err = n.save(mergeBatches(b, batchOf(*next)))
 				n.releaseHeld()
 				if err != nil {
@@ -652,6 +653,10 @@ func (n *Node) processReady() error {
 				n.publish(rd.Learned)
 			}
 		} else {
+			// Answers to heartbeats that promise nothing unsaved leave
+			// now: a follower's fsync is not added to the age of the
+			// leader's lease.
+			rd.Messages = n.sendFree(rd.Messages, false)
 			if err := n.save(b); err != nil {
 				return err
 			}
@@ -834,19 +839,31 @@ func (n *Node) takeWhileSaving() {
 		rd := n.core.Ready()
 		n.send(rd.Early)
 		rd.Early = nil
-		var free, rest []paxos.Message
-		for _, m := range rd.Messages {
-			if n.free(m) {
-				free = append(free, m)
-			} else {
-				rest = append(rest, m)
-			}
-		}
-		n.send(free)
-		rd.Messages = rest
+		rd.Messages = n.sendFree(rd.Messages, true)
 		n.later = append(n.later, rd)
 	}
 	n.refreshStatus()
+}
+
+// sendFree sends the messages of msgs that may leave before the pending
+// saves (free) and returns the others, in order. heartbeats says whether the
+// coordinator's heartbeats are among them: only while a save is in flight,
+// since a heartbeat reports the coordinator's learned position and, sent
+// ahead of the learned broadcasts of its own Ready, would start needless
+// catch-ups on the followers.
+func (n *Node) sendFree(msgs []paxos.Message, heartbeats bool) []paxos.Message {
+	k := 0
+	var free []paxos.Message
+	for _, m := range msgs {
+		if n.free(m) && (heartbeats || m.Type != paxos.MsgHeartbeat) {
+			free = append(free, m)
+		} else {
+			msgs[k] = m
+			k++
+		}
+	}
+	n.send(free)
+	return msgs[:k]
 }
 
 // free reports whether m may be sent before the saves pending when it was
