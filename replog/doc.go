@@ -89,6 +89,14 @@
 //     save in flight, and its other messages leave after that save, as
 //     always: persist and sync before sending what depends on it.
 //
+// The same rule applies outside a stall: an answer to a heartbeat that is
+// free leaves before its Ready's save, so a follower's fsync is not added to
+// the age of the leader's lease. The coordinator's heartbeats themselves
+// leave before their save only while a save is in flight: a heartbeat
+// reports the coordinator's learned position, and sent ahead of the learned
+// broadcasts of its own Ready it would start needless catch-ups on the
+// followers (which a stall's few heartbeats may still do, harmlessly).
+//
 // This is narrower than moving every storage write off the driver (etcd's
 // asynchronous storage writes): votes, promises and the campaign still wait
 // for their sync exactly as before, so the rules the core's safety rests on

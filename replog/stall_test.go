@@ -53,9 +53,13 @@ func TestNodeSlowSaveOnLeaderKeepsLeadership(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		stall time.Duration
+		who   []int // indexes in masters of the replicas whose save stalls; 0 leads
 	}{
-		{"twice the lease", 2 * masterLease},
-		{"eight times the lease", 8 * masterLease},
+		{"leader, twice the lease", 2 * masterLease, []int{0}},
+		{"leader, eight times the lease", 8 * masterLease, []int{0}},
+		// A busy shared disk stalls every replica's fsync at once.
+		{"both followers, twice the lease", 2 * masterLease, []int{1, 2}},
+		{"every replica, twice the lease", 2 * masterLease, []int{0, 1, 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -100,10 +104,17 @@ func TestNodeSlowSaveOnLeaderKeepsLeadership(t *testing.T) {
 				}
 
 				mu.Lock()
-				s := slow[leader]
+				var stores []*slowStore
+				for _, i := range tc.who {
+					stores = append(stores, slow[c.masters[i]])
+				}
 				mu.Unlock()
-				s.d.Store(int64(tc.stall))
-				<-s.stalled
+				for _, s := range stores {
+					s.d.Store(int64(tc.stall))
+				}
+				for _, s := range stores {
+					<-s.stalled
+				}
 				// Sample every tick while the save is stalled, and a lease
 				// past it.
 				for end := time.Now().Add(tc.stall + masterLease); time.Now().Before(end); {
