@@ -1333,7 +1333,10 @@ func (n *Node) Demote() {
 // do runs f on the driver goroutine and waits until it has run.
 func (n *Node) do(ctx context.Context, op string, f func()) error {
 	ran := make(chan struct{})
-	g := func() { f(); close(ran) }
+	// The status is refreshed before the caller resumes: what f changed
+	// (a Demote, a campaign) shows in Status at once, not only after the
+	// driver's next Ready, which may wait for a save.
+	g := func() { f(); n.refreshStatus(); close(ran) }
 	select {
 	case n.ctrlc <- g:
 	case <-ctx.Done():
