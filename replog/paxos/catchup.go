@@ -29,9 +29,14 @@ const catchupWindow = 8
 // again from learnedTo, possibly from another peer, skipping what it
 // learned out of order.
 type catchup struct {
-	active   bool
-	peer     ReplicaID
-	to       Position              // catch up every position below it
+	active bool
+	peer   ReplicaID
+	to     Position // catch up every position below it
+	// from is learnedTo when this catch-up began: when it was started while
+	// learnedTo had reached to. Restarts (a timeout, a refusal, another
+	// peer) and a target raised on the way keep it, so that progress is
+	// counted over the whole catch-up.
+	from     Position
 	deadline uint64                // restart from learnedTo when no progress by then
 	sent     Position              // every range below it was requested
 	span     Position              // positions one answer holds; 0 until known
@@ -42,6 +47,9 @@ type catchup struct {
 func (c *Core) startCatchup(peer ReplicaID, to Position) {
 	if peer == 0 || peer == c.id || c.learnedTo >= to {
 		return
+	}
+	if c.learnedTo >= c.cu.to {
+		c.cu.from = c.learnedTo // the previous catch-up, if any, is over
 	}
 	c.cu.to = max(c.cu.to, to)
 	if c.cu.active && c.now < c.cu.deadline {
@@ -54,6 +62,22 @@ func (c *Core) startCatchup(peer ReplicaID, to Position) {
 	c.cu.sent = c.learnedTo
 	clear(c.cu.inflight)
 	c.fillCatchupWindow()
+}
+
+// Catchup returns the progress of the catch-up in progress, or the zero
+// value when none is.
+func (c *Core) Catchup() CatchupStatus {
+	if !c.cu.active || c.learnedTo >= c.cu.to {
+		return CatchupStatus{}
+	}
+	return CatchupStatus{
+		Active:    true,
+		Peer:      c.cu.peer,
+		From:      c.cu.from,
+		Target:    c.cu.to,
+		LearnedTo: c.learnedTo,
+		Requests:  len(c.cu.inflight),
+	}
 }
 
 // catchupTimeout is how long catch-up waits for an answer before it starts

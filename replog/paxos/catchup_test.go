@@ -397,3 +397,65 @@ func TestCatchupSlowAnswerNoRestart(t *testing.T) {
 	}
 	t.Fatalf("no request again %d ticks after the last answer", catchupWindow*cfg.RetryTicks+1)
 }
+
+// Catchup reports a catch-up's beginning, target, progress and requests in
+// flight while it runs; a restart after lost answers and a raised target
+// keep its beginning; it is the zero value before and after.
+func TestCatchupStatus(t *testing.T) {
+	t.Parallel()
+	s := votingStore(1, Proposal{}, testMembership(1, 2, 3))
+	cfg := testConfig(1)
+	cfg.LeaseTicks = 100
+	c := newTestCore(t, cfg, s)
+	check := func(when string, want CatchupStatus) {
+		t.Helper()
+		if diff := cmp.Diff(want, c.Catchup()); diff != "" {
+			t.Fatalf("%s: Catchup() (-want +got):\n%s", when, diff)
+		}
+	}
+	check("before", CatchupStatus{})
+	const end = 200
+	step(t, c, s, Message{Type: MsgHeartbeat, From: 2, To: 1, Proposal: Proposal{5, 2}, Position: end})
+	check("first request", CatchupStatus{Active: true, Peer: 2, From: 1, Target: end, LearnedTo: 1, Requests: 1})
+	_, msgs := stepReady(t, c, s, catchupAnswer(1, 11, end))
+	st := CatchupStatus{Active: true, Peer: 2, From: 1, Target: end, LearnedTo: 11, Requests: catchupWindow}
+	check("first answer", st)
+	if st.Done() != 10 || st.Total() != end-1 {
+		t.Fatalf("Done %d Total %d, want 10 and %d", st.Done(), st.Total(), end-1)
+	}
+	// Every answer is lost; the catch-up starts again from learnedTo, from
+	// the same beginning.
+	if n := len(catchupRanges(msgs)); n != catchupWindow {
+		t.Fatalf("%d requests, want %d", n, catchupWindow)
+	}
+	for range catchupWindow*cfg.RetryTicks + 1 {
+		c.Tick()
+		drain(t, c, s)
+	}
+	got := c.Catchup()
+	if !got.Active || got.From != 1 || got.LearnedTo != 11 || got.Requests == 0 {
+		t.Fatalf("after a restart Catchup() = %+v, want active from 1 at 11 with requests in flight", got)
+	}
+	// The peer learned more: the target rises, the beginning stays.
+	const end2 = 250
+	step(t, c, s, Message{Type: MsgHeartbeat, From: 2, To: 1, Proposal: Proposal{5, 2}, Position: end2})
+	if got := c.Catchup(); got.Target != end2 || got.From != 1 {
+		t.Fatalf("after a raised target Catchup() = %+v, want target %d from 1", got, end2)
+	}
+	// Answer from learnedTo until the end.
+	for i := 0; c.learnedTo < end2; i++ {
+		if i > 200 {
+			t.Fatalf("catch-up does not finish: learnedTo %d", c.learnedTo)
+		}
+		p := c.learnedTo
+		stepReady(t, c, s, catchupAnswer(p, min(p+10, end2), end2))
+		if got := c.Catchup(); c.learnedTo < end2 && (got.LearnedTo != c.learnedTo || got.From != 1) {
+			t.Fatalf("at %d Catchup() = %+v", c.learnedTo, got)
+		}
+	}
+	check("after", CatchupStatus{})
+	// The next catch-up begins where this one ended; the span is known, so
+	// its 20 positions take two requests.
+	step(t, c, s, Message{Type: MsgHeartbeat, From: 2, To: 1, Proposal: Proposal{5, 2}, Position: end2 + 20})
+	check("next catch-up", CatchupStatus{Active: true, Peer: 2, From: end2, Target: end2 + 20, LearnedTo: end2, Requests: 2})
+}

@@ -48,3 +48,28 @@ type CoreStatus struct {
 	Refused        uint64
 	RefusedByPeers uint64
 }
+
+// CatchupStatus is the progress of a catch-up (see [Core.Catchup]): learned
+// actions fetched in batches from a peer up to the highest learned position
+// it reported. Every field is zero while no catch-up is in progress.
+type CatchupStatus struct {
+	Active bool
+	// Peer is the replica asked for learned actions.
+	Peer ReplicaID
+	// From is the local learned position when the catch-up began, Target the
+	// position it catches up to (every position below it), LearnedTo the
+	// local learned position now: LearnedTo-From of Target-From positions
+	// are done. A target raised on the way (the peer learned more) and
+	// restarts after a timeout keep From.
+	From, Target, LearnedTo Position
+	// Requests is the number of catch-up requests in flight (at most
+	// eight).
+	Requests int
+}
+
+// Done returns the positions learned since the catch-up began.
+func (s CatchupStatus) Done() Position { return s.LearnedTo - s.From }
+
+// Total returns the positions the catch-up covers from its beginning to its
+// target.
+func (s CatchupStatus) Total() Position { return s.Target - s.From }
