@@ -94,6 +94,43 @@ type LogStatus struct {
 	// many of them this node can reach (counting itself), Quorum how many
 	// make a quorum.
 	Members, Reachable, Quorum int
+	// Catchup is the local replica's catch-up, the zero value (but for
+	// LearnedTotal) when none is in progress.
+	Catchup LogCatchup
+}
+
+// LogCatchup is the progress of a catch-up: an EMPTY, RECOVERING or lagging
+// replica fetching learned entries from a VOTING replica.
+type LogCatchup struct {
+	// Active is true while the catch-up is in progress.
+	Active bool
+	// From is the local learned position when the catch-up began, Target
+	// the position it catches up to, LearnedTo the local learned position
+	// now (each one past the last position learned).
+	From, Target, LearnedTo uint64
+	// Rate is the positions learned per second over the last few seconds,
+	// ETA the time left at that rate (zero while unknown).
+	Rate float64
+	ETA  time.Duration
+	// LearnedTotal counts the positions learned while catching up since
+	// the log was opened: a counter.
+	LearnedTotal uint64
+}
+
+// Done returns the positions learned since the catch-up began.
+func (c LogCatchup) Done() uint64 {
+	if to := min(c.LearnedTo, c.Target); to > c.From {
+		return to - c.From
+	}
+	return 0
+}
+
+// Total returns the positions the catch-up covers.
+func (c LogCatchup) Total() uint64 {
+	if c.Target < c.From {
+		return 0
+	}
+	return c.Target - c.From
 }
 
 // Voting reports whether the local replica takes part in quorums.

@@ -66,6 +66,15 @@ func newMetrics(m *Master) *metrics {
 			m.reg.mu.RUnlock()
 			return float64(n)
 		}),
+		gauge("regent_replog_catchup_active", "1 while the local replica catches up from a VOTING replica.", func() float64 { return b2f(m.log.Status().Catchup.Active) }),
+		gauge("regent_replog_catchup_target_position", "Position the catch-up in progress catches up to (every position below it); 0 when none.", func() float64 { return float64(m.log.Status().Catchup.Target) }),
+		gauge("regent_replog_catchup_positions", "Positions the catch-up in progress covers, from its beginning to its target; 0 when none.", func() float64 { return float64(m.log.Status().Catchup.Total()) }),
+		gauge("regent_replog_catchup_learned_positions", "Positions learned since the catch-up in progress began; 0 when none.", func() float64 { return float64(m.log.Status().Catchup.Done()) }),
+		gauge("regent_replog_catchup_positions_per_second", "Positions the catch-up in progress learned per second over the last 5 s; 0 when none or not yet measured.", func() float64 { return m.log.Status().Catchup.Rate }),
+		gauge("regent_replog_catchup_eta_seconds", "Time left to the catch-up in progress at its current rate; 0 when none or unknown.", func() float64 { return m.log.Status().Catchup.ETA.Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "regent_replog_catchup_learned_positions_total", Help: "Positions learned while catching up since the master started."}, func() float64 {
+			return float64(m.log.Status().Catchup.LearnedTotal)
+		}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "regent_registrar_leader_records_applied_total", Help: "Leader records (one per election) applied by this master."}, func() float64 {
 			m.reg.mu.RLock()
 			defer m.reg.mu.RUnlock()
@@ -140,6 +149,14 @@ func (mt *metrics) snapshot() map[string]float64 {
 		"master/lease_lapses":             float64(m.lapses.Load()),
 		"registrar/applied_entries_total": 0,
 	}
+	cu := st.Catchup
+	out["replog/catchup_active"] = b2f(cu.Active)
+	out["replog/catchup_target"] = float64(cu.Target)
+	out["replog/catchup_positions"] = float64(cu.Total())
+	out["replog/catchup_learned"] = float64(cu.Done())
+	out["replog/catchup_positions_per_second"] = cu.Rate
+	out["replog/catchup_eta_secs"] = cu.ETA.Seconds()
+	out["replog/catchup_learned_total"] = float64(cu.LearnedTotal)
 	m.reg.mu.RLock()
 	out["registrar/applied_entries_total"] = float64(m.reg.applied)
 	// One leader record is written per election: the difference between
