@@ -117,6 +117,8 @@ type statusJSON struct {
 	Masters          []string     `json:"masters"`
 	Members          []memberJSON `json:"members"`
 	Error            string       `json:"error,omitempty"`
+	// Catchup is the replica's catch-up, while one is in progress.
+	Catchup *catchupJSON `json:"catchup,omitempty"`
 }
 
 // addJSON is the body of POST /replog/members.

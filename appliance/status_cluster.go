@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/regent-ha/regent/replog"
 )
 
 // The cluster part of "regent status": what the local master (or the one
@@ -79,6 +81,9 @@ func writeClusterView(w io.Writer, addr string, v clusterView) {
 	if !st.Voter {
 		self += ", not a voter"
 	}
+	if st.Catchup != nil {
+		self += ", " + st.Catchup.String()
+	}
 	fmt.Fprintf(w, "  this master: %s\n", self)
 	fmt.Fprintf(w, "  log:         begin %d, end %d, learned to %d, %d in flight\n", st.Begin, st.End, st.LearnedTo, st.InFlight)
 	fmt.Fprintf(w, "  quorum:      %d of %d voters (%d reachable; configured quorum %d)\n", st.Quorum, st.Voters, st.Reachable, st.ConfiguredQuorum)
@@ -146,4 +151,76 @@ func tidyRefusal(r string) string {
 		return head + ": " + reason
 	}
 	return r
+}
+
+// catchupJSON is the "catchup" object of GET /replog/status, present while
+// the replica catches up from a VOTING replica (replog.CatchupProgress).
+type catchupJSON struct {
+	Peer      uint64 `json:"peer,string"`
+	From      uint64 `json:"from"`       // learned position when the catch-up began
+	Target    uint64 `json:"target"`     // the position it catches up to
+	LearnedTo uint64 `json:"learned_to"` // the learned position now
+	Done      uint64 `json:"done"`       // positions learned since it began
+	Total     uint64 `json:"total"`      // positions from its beginning to its target
+	Requests  int    `json:"requests"`   // catch-up requests in flight
+	// Rate is the positions learned per second over the last 5 s, ETAMS
+	// the time left at that rate; both zero until measured.
+	Rate      float64 `json:"positions_per_second"`
+	ETAMS     int64   `json:"eta_ms"`
+	ElapsedMS int64   `json:"elapsed_ms"`
+}
+
+// toCatchupJSON is p for GET /replog/status at now, nil when no catch-up is
+// in progress.
+func toCatchupJSON(p replog.CatchupProgress, now time.Time) *catchupJSON {
+	if !p.Active {
+		return nil
+	}
+	return &catchupJSON{
+		Peer: uint64(p.Peer), From: uint64(p.From), Target: uint64(p.Target), LearnedTo: uint64(p.LearnedTo),
+		Done: p.Done(), Total: p.Total(), Requests: p.Requests, Rate: p.Rate, ETAMS: p.ETA.Milliseconds(),
+		ElapsedMS: now.Sub(p.Started).Milliseconds(),
+	}
+}
+
+// String returns the progress for people: "catching up 45 % (450,000 /
+// 1,000,000, 31,000/s, ETA 18 s) from replica 7".
+func (c *catchupJSON) String() string {
+	pct := uint64(0)
+	if c.Total > 0 {
+		pct = c.Done * 100 / c.Total
+	}
+	rate := "rate not yet known"
+	if c.Rate > 0 {
+		rate = fmt.Sprintf("%s/s, ETA %s", groupDigits(uint64(c.Rate+0.5)), roughDuration(time.Duration(c.ETAMS)*time.Millisecond))
+	}
+	return fmt.Sprintf("catching up %d %% (%s / %s, %s) from replica %d", pct, groupDigits(c.Done), groupDigits(c.Total), rate, c.Peer)
+}
+
+// groupDigits writes n with a comma between groups of three digits.
+func groupDigits(n uint64) string {
+	s := strconv.FormatUint(n, 10)
+	var b strings.Builder
+	for i, d := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(d)
+	}
+	return b.String()
+}
+
+// roughDuration writes d to the second (to the minute above an hour):
+// "18 s", "4 min 05 s", "2 h 07 min".
+func roughDuration(d time.Duration) string {
+	s := int64(d.Round(time.Second) / time.Second)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%d s", s)
+	case s < 3600:
+		return fmt.Sprintf("%d min %02d s", s/60, s%60)
+	default:
+		m := (s + 30) / 60
+		return fmt.Sprintf("%d h %02d min", m/60, m%60)
+	}
 }
