@@ -24,7 +24,7 @@ import (
 // Defaults for the zero values of [Options].
 const (
 	DefaultMemTableSize   = 8 << 20
-	DefaultBlockCacheSize = 8 << 20
+	DefaultBlockCacheSize = 0
 	DefaultIndexCacheSize = 4 << 20
 	DefaultGCInterval     = 5 * time.Minute
 	DefaultGCDiscardRatio = 0.5
@@ -51,8 +51,13 @@ type Options struct {
 	// smaller of 1 MiB (Badger's maximum ValueThreshold) and 15% of it, so
 	// a memtable of less than 7 MiB makes large actions take more chunks.
 	MemTableSize int64
-	// BlockCacheSize and IndexCacheSize bound Badger's caches (defaults
-	// [DefaultBlockCacheSize], [DefaultIndexCacheSize]).
+	// BlockCacheSize bounds Badger's block cache (default
+	// [DefaultBlockCacheSize]: none). The store writes tables without
+	// compression, so a block is read in place from the mapped table and a
+	// cache would only copy it; a cache helps a store that still holds
+	// Snappy-compressed tables from an older build, whose blocks are
+	// decompressed on every read without one. IndexCacheSize bounds the
+	// cache of table indexes (default [DefaultIndexCacheSize]).
 	BlockCacheSize int64
 	IndexCacheSize int64
 
@@ -359,12 +364,19 @@ func badgerOptions(dir string, opts Options, rotation *rotationSignal) badger.Op
 		// bounded by truncation. Tables written with Snappy stay readable:
 		// Badger records each table's compression in its manifest.
 		WithCompression(options.None).
-		WithChecksumVerificationMode(options.OnTableRead).
+		// Checksums are verified on every block read (the catch-up
+		// responder's reads, compactions, recovery), not by reading each
+		// table whole when it is opened: Badger opens every table a flush or
+		// compaction has just built, and verifying those took 12 % of a
+		// catching-up replica's CPU for nothing that a block read would
+		// not catch.
+		WithChecksumVerificationMode(options.OnBlockRead).
 		WithDetectConflicts(false). // one writer: the driver goroutine
 		WithMetricsEnabled(false).
 		WithNumGoroutines(2)
 	if opts.snappy {
-		bo = bo.WithCompression(options.Snappy)
+		// Badger refuses compression without a block cache.
+		bo = bo.WithCompression(options.Snappy).WithBlockCacheSize(max(opts.BlockCacheSize, 8<<20))
 	}
 	bo.CompactL0OnClose = !opts.ReadOnly
 	return bo
