@@ -42,10 +42,10 @@ type CatchupProgress struct {
 
 // Done returns the positions learned since the catch-up began.
 func (p CatchupProgress) Done() uint64 {
-	if p.LearnedTo < p.From {
-		return 0
+	if to := min(p.LearnedTo, p.Target); to > p.From {
+		return uint64(to - p.From)
 	}
-	return uint64(min(p.LearnedTo, p.Target) - p.From)
+	return 0
 }
 
 // Total returns the positions the catch-up covers, from its beginning to its
@@ -76,7 +76,7 @@ const (
 	// A catch-up is logged at Info once it covers catchupLogPositions or
 	// has run for catchupQuiet: a follower that missed a few learned
 	// broadcasts catches up in milliseconds, many times a day, and such
-	// catch-ups are logged at Debug only.
+	// catch-ups are logged at Trace only.
 	catchupLogPositions = 10_000
 	catchupQuiet        = 2 * time.Second
 )
@@ -212,7 +212,7 @@ func (p *catchupProgress) finish(now time.Time) {
 	if p.logged {
 		p.log.Info("caught up", args...)
 	} else {
-		p.log.Debug("caught up", args...)
+		p.log.Trace("caught up", args...)
 	}
 	p.cur, p.logged = CatchupProgress{}, false
 }
@@ -225,7 +225,7 @@ func (p *catchupProgress) stop(now time.Time) {
 	if p.logged {
 		p.log.Info("catch-up stopped short of its target", args...)
 	} else {
-		p.log.Debug("catch-up stopped short of its target", args...)
+		p.log.Trace("catch-up stopped short of its target", args...)
 	}
 	p.cur, p.logged = CatchupProgress{}, false
 }
