@@ -406,26 +406,27 @@ func (n *Node) loop(ctx context.Context) error {
 		return err
 	}
 	for {
+		// What came in during a save that was in flight waits no longer
+		// (no save is in flight now), but as one more ready case: under
+		// load every save defers messages, and the other cases (a stop, a
+		// campaign, appends) must not starve behind them.
+		// The inbox waits behind them, so each peer's messages are still
+		// stepped in the order they came.
+		var deferred <-chan struct{}
+		inbox := n.inbox
 		if len(n.deferred) > 0 {
-			// What came in during a save that was in flight waits no
-			// longer: no save is in flight now.
-			if err := n.takeDeferred(); err != nil {
-				return err
-			}
-			if err := n.propose(); err != nil {
-				return err
-			}
-			if err := n.processReady(); err != nil {
-				return err
-			}
-			continue
+			deferred, inbox = closedChan, nil
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-n.stop:
 			return nil
-		case im := <-n.inbox:
+		case <-deferred:
+			if err := n.takeDeferred(); err != nil {
+				return err
+			}
+		case im := <-inbox:
 			if err := n.take(im, true); err != nil {
 				return err
 			}
@@ -444,6 +445,9 @@ func (n *Node) loop(ctx context.Context) error {
 			// arrived in: a follower that was stalled itself must not judge
 			// the leader's lease lapsed while the heartbeats that renewed it
 			// wait in its inbox.
+			if err := n.takeDeferred(); err != nil {
+				return err
+			}
 			if err := n.drainInbox(len(n.inbox)); err != nil {
 				return err
 			}
@@ -462,6 +466,13 @@ func (n *Node) loop(ctx context.Context) error {
 		}
 	}
 }
+
+// closedChan is always ready to receive from.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // drainInbox takes up to limit messages already waiting in the inbox.
 func (n *Node) drainInbox(limit int) error {
@@ -807,27 +818,43 @@ func (n *Node) awaitSave() error {
 			}
 			return stepErr
 		case <-n.tickC:
+			// As in the loop: what waits in the inbox first, each at the
+			// tick it arrived in, then the ticks that came due.
+			for range len(n.inbox) {
+				n.takeSaving(<-n.inbox, &stepErr)
+			}
 			n.advanceTo(n.dueTick(), false)
 		case im := <-n.inbox:
-			switch {
-			case stepErr != nil:
-				n.inboxBytes.Add(-int64(messageBytes(im.m)))
-				continue
-			case im.m.Type == paxos.MsgHeartbeat || im.m.Type == paxos.MsgHeartbeatResponse:
-				if err := n.take(im, false); err != nil {
-					stepErr = err // fatal once the save is done
-					continue
-				}
-			case len(n.deferred) < n.cfg.InboxSize:
-				n.deferred = append(n.deferred, im)
-				continue
-			default:
-				n.inboxBytes.Add(-int64(messageBytes(im.m)))
-				n.dropped.Add(1)
+			if !n.takeSaving(im, &stepErr) {
 				continue
 			}
 		}
 		n.takeWhileSaving()
+	}
+}
+
+// takeSaving handles one incoming message while a save is in flight: it
+// steps a heartbeat or an answer to one, defers any other (or drops it, if
+// too many wait) and reports whether it stepped one. A step's error is kept
+// in *stepErr, to be returned once the save is done.
+func (n *Node) takeSaving(im inMsg, stepErr *error) bool {
+	switch {
+	case *stepErr != nil:
+		n.inboxBytes.Add(-int64(messageBytes(im.m)))
+		return false
+	case im.m.Type == paxos.MsgHeartbeat || im.m.Type == paxos.MsgHeartbeatResponse:
+		if err := n.take(im, false); err != nil {
+			*stepErr = err
+			return false
+		}
+		return true
+	case len(n.deferred) < n.cfg.InboxSize:
+		n.deferred = append(n.deferred, im)
+		return false
+	default:
+		n.inboxBytes.Add(-int64(messageBytes(im.m)))
+		n.dropped.Add(1)
+		return false
 	}
 }
 
@@ -1172,6 +1199,9 @@ func (n *Node) refreshStatus() {
 		s.LeaderAddr = n.cfg.Addr
 	}
 	n.mu.Lock()
+	// Learned "and published": while a save is in flight (awaitSave) the
+	// core may have learned positions whose Ready is not published yet.
+	s.LearnedTo = min(s.LearnedTo, n.pubTo)
 	s.LastRefusal = n.lastRefusal
 	s.Err = n.err
 	n.status = s

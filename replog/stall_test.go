@@ -80,6 +80,17 @@ func TestNodeSlowSaveOnLeaderKeepsLeadership(t *testing.T) {
 				ln := c.member(leader).node
 				appendMany(ctx, t, ln, 2, 5, "before")
 				proposal := ln.Status()
+				// The followers hear from the new leader first (its first
+				// heartbeat may still be on its way at the instant of the
+				// election).
+				for _, addr := range c.masters[1:] {
+					for i := 0; c.member(addr).node.Status().Leader != ln.ID(); i++ {
+						if i == 100 {
+							t.Fatalf("%s never saw the leader", addr)
+						}
+						time.Sleep(10 * time.Millisecond) // fake time: one tick
+					}
+				}
 
 				// Writers keep appending through the stall, 800 a second.
 				var appended atomic.Int64

@@ -599,7 +599,7 @@ func (c *Core) handleWriteResponse(m Message) error {
 // heartbeat sends a heartbeat (self included) and schedules the next.
 func (c *Core) heartbeat() {
 	c.w.hbDue = c.now + uint64(c.cfg.HeartbeatTicks)
-	c.broadcast(Message{Type: MsgHeartbeat, Proposal: c.proposal, Position: c.learnedTo, End: c.w.nextPos, Begin: Position(c.now)})
+	c.broadcast(Message{Type: MsgHeartbeat, Proposal: c.proposal, Position: min(c.learnedTo, c.sentLearnedTo), End: c.w.nextPos, Begin: Position(c.now)})
 }
 
 // handleHeartbeatResponse renews the lease and records the peer's progress.

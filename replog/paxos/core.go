@@ -83,6 +83,13 @@ type Core struct {
 	// write requests may leave before that Ready is durable (Ready.Early).
 	held []heldMessage
 	seq  uint64 // sequence number of the next Ready
+	// sentLearnedTo is the learned position of the last Ready advanced:
+	// the learned broadcasts below it have been sent. A heartbeat reports
+	// no more, so that one sent while a save is in flight does not
+	// overtake the broadcasts it would announce (the followers would start
+	// a needless catch-up, and might answer a retransmitted write at a
+	// position they learned from it before it is durable).
+	sentLearnedTo Position
 
 	// As an acceptor: the coordinator heard from most recently.
 	lease           Proposal
@@ -675,7 +682,7 @@ func (c *Core) HasReady() bool {
 // learned actions and then calls Advance with it.
 func (c *Core) Ready() Ready {
 	c.w.flush(c)
-	rd := Ready{seq: c.seq, MustSync: c.mustSync}
+	rd := Ready{seq: c.seq, MustSync: c.mustSync, learnedTo: c.learnedTo}
 	c.seq++
 	c.mustSync = false
 	if c.hs.LearnedTo != c.learnedTo {
@@ -718,6 +725,7 @@ func (c *Core) Ready() Ready {
 // coordinator's own accepts in rd count from now on: there may be a new
 // Ready.
 func (c *Core) Advance(rd Ready) {
+	c.sentLearnedTo = max(c.sentLearnedTo, rd.learnedTo)
 	for p, u := range c.unstable {
 		if u.seq <= rd.seq {
 			delete(c.unstable, p)

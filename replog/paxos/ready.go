@@ -52,6 +52,9 @@ type Ready struct {
 	Events []Event
 
 	seq uint64
+	// learnedTo is the core's learned position when the Ready was taken:
+	// its learned broadcasts cover every position below it.
+	learnedTo Position
 }
 
 // Event is a protocol transition reported in [Ready.Events]: one of
