@@ -92,10 +92,11 @@
 // The same rule applies outside a stall: an answer to a heartbeat that is
 // free leaves before its Ready's save, so a follower's fsync is not added to
 // the age of the leader's lease. The coordinator's heartbeats themselves
-// leave before their save only while a save is in flight: a heartbeat
-// reports the coordinator's learned position, and sent ahead of the learned
-// broadcasts of its own Ready it would start needless catch-ups on the
-// followers (which a stall's few heartbeats may still do, harmlessly).
+// leave before their save only while a save is in flight. A heartbeat
+// reports the coordinator's learned position only as far as the learned
+// broadcasts already sent (those of the last Ready advanced): one that
+// overtook the broadcasts it announces would start needless catch-ups on
+// the followers.
 //
 // This is narrower than moving every storage write off the driver (etcd's
 // asynchronous storage writes): votes, promises and the campaign still wait
