@@ -65,6 +65,9 @@ type Status struct {
 	// InboxDropped counts incoming messages dropped because the inbox was
 	// full.
 	InboxDropped uint64
+	// Catchup is the progress of the replica's catch-up from a VOTING
+	// replica; its LearnedTotal counts every catch-up since New.
+	Catchup CatchupProgress
 	// Err is the fatal error that stopped the node, if any.
 	Err error
 }
@@ -97,6 +100,9 @@ type Node struct {
 	log  hclog.Logger
 	st   Storage
 	core *paxos.Core // driver goroutine only
+	// catchup follows the core's catch-up for Status and the log; driver
+	// goroutine only.
+	catchup *catchupProgress
 
 	id      paxos.ReplicaID
 	cluster atomic.Uint64
@@ -250,6 +256,7 @@ func New(cfg Config, st Storage) (*Node, error) {
 		pubNotify: make(chan struct{}),
 		pubTo:     cfg.Applied,
 	}
+	n.catchup = newCatchupProgress(n.log)
 	n.cluster.Store(uint64(hs.Cluster))
 	n.savedLearnedTo.Store(uint64(hs.LearnedTo))
 	n.durablePromised, n.durableStatus = hs.Promised, hs.Status
@@ -1183,6 +1190,7 @@ func (n *Node) refreshStatus() {
 		InFlight:       cs.InFlight,
 		Refused:        cs.Refused,
 		RefusedByPeers: cs.RefusedByPeers,
+		Catchup:        n.catchup.observe(time.Now(), n.core.Catchup(), cs.LearnedTo),
 	}
 	if cs.Role == paxos.RoleCoordinator && cs.LeaseRemaining > 0 {
 		// Ticks not yet taken (the driver was busy) have already run the
