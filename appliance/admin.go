@@ -200,6 +200,7 @@ func (a *admin) handleStatus(w http.ResponseWriter, r *http.Request) {
 		Leader: uint64(st.Leader), LeaderAddress: st.LeaderAddr, LeaseRemainingMS: st.LeaseRemaining.Milliseconds(),
 		InFlight: st.InFlight, Refused: st.Refused, RefusedByPeers: st.RefusedByPeers, LastRefusal: st.LastRefusal,
 		InboxDropped: st.InboxDropped, Masters: a.node.Masters(), Members: []memberJSON{},
+		Catchup: toCatchupJSON(st.Catchup, time.Now()),
 	}
 	if st.Err != nil {
 		out.Error = st.Err.Error()

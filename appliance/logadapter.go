@@ -98,6 +98,10 @@ func (l *nodeLog) Status() master.LogStatus {
 	if st.LearnedTo > 0 {
 		s.End = uint64(st.LearnedTo - 1)
 	}
+	if cu := st.Catchup; cu.Active {
+		s.Catchup = master.LogCatchup{Active: true, From: uint64(cu.From), Target: uint64(cu.Target), LearnedTo: uint64(cu.LearnedTo), Rate: cu.Rate, ETA: cu.ETA}
+	}
+	s.Catchup.LearnedTotal = st.Catchup.LearnedTotal
 	switch {
 	case s.Coordinator:
 		s.Lease = st.LeaseRemaining
