@@ -239,7 +239,10 @@ func TestCatchupReadsStorageOncePerAnswer(t *testing.T) {
 	if want := rs[len(rs)-1][1]; c.learnedTo != want {
 		t.Fatalf("learnedTo %d after the window's answers, want %d", c.learnedTo, want)
 	}
-	if rc.action != 0 || rc.actions > answers {
+	if invariantsEnabled {
+		// The invariant checks read storage per position themselves.
+		t.Log("read counts not checked: built with -tags invariants")
+	} else if rc.action != 0 || rc.actions > answers {
 		t.Errorf("%d single reads and %d range reads for %d answers, want none and at most %d", rc.action, rc.actions, answers, answers)
 	}
 	a := s.acts[25]
