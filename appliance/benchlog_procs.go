@@ -344,7 +344,7 @@ func serveBenchReplica(ctx context.Context, in io.Reader, out io.Writer, o bench
 		cpuFile = nil
 		return err
 	}
-	defer stopCPU()
+	defer func() { _ = stopCPU() }() // on an error return: the error being returned matters more
 	for cmd := range cmds {
 		var rep benchReply
 		var err error

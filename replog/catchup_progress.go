@@ -70,9 +70,9 @@ const (
 	// catchupLogInterval is how often a catch-up's progress is logged, and
 	// the interval its Rate is measured over.
 	catchupLogInterval = 5 * time.Second
-	// catchupRateMin is how long a catch-up runs before its Rate is
+	// catchupRateAfter is how long a catch-up runs before its Rate is
 	// estimated: a rate over a few milliseconds says little.
-	catchupRateMin = time.Second
+	catchupRateAfter = time.Second
 	// A catch-up is logged at Info once it covers catchupLogPositions or
 	// has run for catchupQuiet: a follower that missed a few learned
 	// broadcasts catches up in milliseconds, many times a day, and such
@@ -160,7 +160,7 @@ func (p *catchupProgress) observe(now time.Time, cs paxos.CatchupStatus, learned
 			p.log.Info("catch-up progress", "peer", p.cur.Peer, "done", p.cur.Done(), "total", p.cur.Total(),
 				"percent", p.cur.Percent(), "positions_per_second", int64(p.cur.Rate), "eta", p.cur.ETA)
 		}
-	} else if p.lastAt.Equal(p.cur.Started) && now.Sub(p.cur.Started) >= catchupRateMin {
+	} else if p.lastAt.Equal(p.cur.Started) && now.Sub(p.cur.Started) >= catchupRateAfter {
 		// No interval has ended yet: the mean since the start.
 		p.cur.Rate = float64(p.cur.Done()) / now.Sub(p.cur.Started).Seconds()
 		p.cur.ETA = p.eta()
