@@ -7,6 +7,8 @@ package replog_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -259,5 +261,131 @@ func TestReviewCloseDuringStallWaitsForTheSave(t *testing.T) {
 			t.Errorf("Run(%s) = %v after Close, want nil", f, err)
 		}
 		m.errc <- nil
+	})
+}
+
+// With a steady write load and saves that take a few milliseconds on a
+// follower (a busy disk), messages arrive during every save and wait in
+// deferred; loop steps them and saves again before it selects, so it may
+// never get back to its select while the load lasts. The driver must still serve its other work: control
+// calls (Demote, Elect, membership changes; here a no-op probe) and Close
+// must not wait for the load to stop.
+func TestReviewDriverServesControlUnderLoadWithSlowSaves(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		c, stores := reviewCluster(t)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		a, f := c.masters[0], c.masters[1]
+		c.elect(ctx, a)
+		an := c.member(a).node
+		appendMany(ctx, t, an, 1, 3, "before")
+		stores[f].delay.Store(int64(2 * time.Millisecond))
+
+		wctx, wcancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for wctx.Err() == nil {
+					if _, err := an.Append(wctx, []byte("load")); err != nil {
+						return
+					}
+					time.Sleep(time.Millisecond) // fake time: pace the writers
+				}
+			})
+		}
+		time.Sleep(50 * time.Millisecond) // fake time: the load runs
+
+		fn := c.member(f).node
+		for _, tc := range []struct {
+			who string
+			n   *replog.Node
+		}{{"follower " + f, fn}, {"leader " + a, an}} {
+			pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			start := time.Now()
+			err := tc.n.StallForTest(pctx, 0)
+			pcancel()
+			if err != nil {
+				t.Errorf("control call on the %s under load: %v after %v", tc.who, err, time.Since(start))
+			}
+		}
+		closed := make(chan struct{})
+		go func() {
+			fn.Close()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(300 * time.Millisecond):
+			t.Errorf("Close on follower %s did not return within 300ms under load", f)
+		}
+		wcancel()
+		wg.Wait()
+		<-closed
+	})
+}
+
+// Status documents LearnedTo as one past the last position learned "(and
+// published)" in order. While a save is in flight the driver refreshes the
+// status (takeWhileSaving), so it must not report positions whose Ready is
+// still being saved and not yet published: a caller that reads up to
+// Status().LearnedTo must find the entries there.
+func TestReviewStatusLearnedToIsPublishedDuringSlowSaves(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		c, stores := reviewCluster(t)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		a, f := c.masters[0], c.masters[1]
+		c.elect(ctx, a)
+		an := c.member(a).node
+		first := maxPos(appendMany(ctx, t, an, 1, 3, "before")) + 1 // appends only from here on
+		fn := c.member(f).node
+		readAll(ctx, t, fn, first-1, 1)
+
+		canceled, cancelNow := context.WithCancel(context.Background())
+		cancelNow()
+		var mu sync.Mutex
+		var bad []string
+		var checks atomic.Int64
+		fn.SetOnStatusForTest(func(s replog.Status) {
+			if s.LearnedTo <= first {
+				return
+			}
+			checks.Add(1)
+			// Driver goroutine: nothing is published meanwhile.
+			if _, err := fn.Read(canceled, s.LearnedTo-1); err != nil {
+				mu.Lock()
+				if len(bad) < 3 {
+					bad = append(bad, fmt.Sprintf("status LearnedTo %d, Read(%d): %v", s.LearnedTo, s.LearnedTo-1, err))
+				}
+				mu.Unlock()
+			}
+		})
+		stores[f].delay.Store(int64(20 * time.Millisecond))
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for range 50 {
+					if _, err := an.Append(ctx, []byte("load")); err != nil {
+						t.Errorf("Append: %v", err)
+						return
+					}
+					time.Sleep(time.Millisecond) // fake time: pace the writers
+				}
+			})
+		}
+		wg.Wait()
+		time.Sleep(masterLease) // fake time: f catches up
+		stores[f].delay.Store(0)
+		fn.SetOnStatusForTest(func(replog.Status) {})
+		mu.Lock()
+		defer mu.Unlock()
+		if checks.Load() == 0 {
+			t.Fatal("no status past the first appends was checked")
+		}
+		if len(bad) > 0 {
+			t.Errorf("follower %s reported positions learned before publishing them:\n%s", f, strings.Join(bad, "\n"))
+		}
 	})
 }
