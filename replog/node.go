@@ -830,13 +830,20 @@ func (n *Node) awaitSave() error {
 			for range len(n.inbox) {
 				n.takeSaving(<-n.inbox, &stepErr)
 			}
+			if stepErr != nil {
+				// The core failed part-way through a Step: it is not
+				// ticked, and nothing it makes leaves, again.
+				continue
+			}
 			n.advanceTo(n.dueTick(), false)
 		case im := <-n.inbox:
 			if !n.takeSaving(im, &stepErr) {
 				continue
 			}
 		}
-		n.takeWhileSaving()
+		if stepErr == nil {
+			n.takeWhileSaving()
+		}
 	}
 }
 
@@ -848,6 +855,7 @@ func (n *Node) takeSaving(im inMsg, stepErr *error) bool {
 	switch {
 	case *stepErr != nil:
 		n.inboxBytes.Add(-int64(messageBytes(im.m)))
+		n.dropped.Add(1)
 		return false
 	case im.m.Type == paxos.MsgHeartbeat || im.m.Type == paxos.MsgHeartbeatResponse:
 		if err := n.take(im, false); err != nil {
@@ -1205,6 +1213,11 @@ func (n *Node) refreshStatus() {
 	}
 	if cs.Leader == n.id {
 		s.LeaderAddr = n.cfg.Addr
+	}
+	if s.ReplicaStatus == paxos.StatusVoting && n.durableStatus != paxos.StatusVoting {
+		// ReplicaStatus is the persisted status: while the save that makes
+		// VOTING durable is in flight (awaitSave), the last synced one.
+		s.ReplicaStatus = n.durableStatus
 	}
 	n.mu.Lock()
 	// Learned "and published": while a save is in flight (awaitSave) the

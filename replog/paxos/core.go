@@ -679,7 +679,11 @@ func (c *Core) HasReady() bool {
 
 // Ready returns the next batch. The driver sends its Early messages,
 // persists it (synced if MustSync), sends its other messages, publishes its
-// learned actions and then calls Advance with it.
+// learned actions and then calls Advance with it. The driver may take further
+// Readies before it advances an earlier one (replog's driver does while a
+// save is in flight): each Ready's unsaved actions and held own accepts are
+// tracked by its sequence number, so the driver must persist them in the
+// order taken and call Advance in that order.
 func (c *Core) Ready() Ready {
 	c.w.flush(c)
 	rd := Ready{seq: c.seq, MustSync: c.mustSync, learnedTo: c.learnedTo}
