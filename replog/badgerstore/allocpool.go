@@ -55,18 +55,3 @@ func drainAllocPool(p *z.AllocatorPool) {
 		p.Get(0, "regent drain").Release()
 	}
 }
-
-// allocDrainLoop drains pool every allocDrainInterval until s.stop closes.
-func (s *Store) allocDrainLoop(pool *z.AllocatorPool) {
-	defer s.wg.Done()
-	t := time.NewTicker(allocDrainInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			drainAllocPool(pool)
-		}
-	}
-}

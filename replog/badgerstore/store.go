@@ -217,7 +217,7 @@ func unseal(v []byte) ([]byte, error) {
 //
 // Goroutines: besides Badger's own, Open starts one value-log GC goroutine
 // and one that drains Badger's table-builder allocator pool (see
-// allocDrainLoop), neither in read-only mode; Close stops and waits for
+// drainAllocPool), neither in read-only mode; Close stops and waits for
 // them.
 type Store struct {
 	dir  string
@@ -326,12 +326,10 @@ func Open(dir string, opts Options) (s *Store, err error) {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	if !opts.ReadOnly && opts.GCInterval > 0 {
-		s.wg.Add(1)
-		go s.gcLoop()
+		s.every(opts.GCInterval, s.runGC) // value-log GC
 	}
 	if pool := allocPoolOf(db); pool != nil && !opts.ReadOnly {
-		s.wg.Add(1)
-		go s.allocDrainLoop(pool)
+		s.every(allocDrainInterval, func() { drainAllocPool(pool) })
 	}
 	return s, nil
 }
@@ -723,19 +721,23 @@ func (s *Store) checkCloseSpace() error {
 // Dir returns the store's directory.
 func (s *Store) Dir() string { return s.dir }
 
-// gcLoop runs value-log GC every GCInterval until Close.
-func (s *Store) gcLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.opts.GCInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			s.runGC()
+// every runs f every d until Close, on a goroutine of its own that Close
+// waits for.
+func (s *Store) every(d time.Duration, f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				f()
+			}
 		}
-	}
+	}()
 }
 
 // runGC rewrites value-log files while Badger finds one worth rewriting.
