@@ -462,3 +462,48 @@ func TestCatchupStatus(t *testing.T) {
 	step(t, c, s, Message{Type: MsgHeartbeat, From: 2, To: 1, Proposal: Proposal{5, 2}, Position: end2 + 20})
 	check("next catch-up", CatchupStatus{Active: true, Peer: 2, From: end2, Target: end2 + 20, LearnedTo: end2, Requests: 2})
 }
+
+// A lost answer to the window's lowest range stalls the window (it never
+// moves more than catchupWindow spans above learnedTo), and the answers
+// above it keep the catch-up alive: the lost range is asked for again once
+// catchupTimeout passes without an answer, and not before (a slow
+// responder is no sign of a lost request).
+func TestCatchupAsksAgainForALostLowestRange(t *testing.T) {
+	t.Parallel()
+	s := votingStore(1, Proposal{}, testMembership(1, 2, 3))
+	c, err := New(testConfig(1), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, c, s)
+	const end = 200
+	step(t, c, s, Message{Type: MsgHeartbeat, From: 2, To: 1, Proposal: Proposal{5, 2}, Position: end})
+	_, msgs := stepReady(t, c, s, catchupAnswer(1, 11, end))
+	rs := catchupRanges(msgs)
+	if len(rs) != catchupWindow {
+		t.Fatalf("%d requests in flight, want %d", len(rs), catchupWindow)
+	}
+	lost := rs[0]
+	for _, r := range rs[1:] { // the answer to rs[0] is lost
+		if _, msgs := stepReady(t, c, s, catchupAnswer(r[0], r[1], end)); len(catchupRanges(msgs)) != 0 {
+			t.Fatalf("requests %v beyond the window while %v is unanswered", catchupRanges(msgs), lost)
+		}
+	}
+	if c.learnedTo != lost[0] {
+		t.Fatalf("learnedTo %d, want %d (the lost range's start)", c.learnedTo, lost[0])
+	}
+	timeout := c.catchupTimeout()
+	for tick := uint64(1); tick <= timeout+1; tick++ {
+		c.Tick()
+		msgs, _ := drain(t, c, s)
+		for _, r := range catchupRanges(msgs) {
+			if r[0] <= lost[0] && lost[0] < r[1] {
+				if tick < timeout {
+					t.Fatalf("lost range asked again after %d ticks, before the timeout of %d", tick, timeout)
+				}
+				return
+			}
+		}
+	}
+	t.Errorf("lost range %v not asked again within %d ticks", lost, timeout+1)
+}
