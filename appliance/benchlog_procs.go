@@ -136,6 +136,11 @@ func runLogBenchProcesses(ctx context.Context, o logBenchOptions) (res *logBench
 			}
 			rc.in.Close()
 		}
+		if err != nil {
+			// The run failed: a child may be stuck (electing, opening its
+			// store) and would not read its closed stdin soon; kill them.
+			cancel()
+		}
 		var errs []error
 		for _, rc := range children {
 			if werr := rc.cmd.Wait(); werr != nil && err == nil {
