@@ -629,13 +629,17 @@ type rawClient struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	head []byte // scratch for the request head
+	// stop unregisters the watch that cuts the connection when the
+	// context it was dialled under is cancelled (Ctrl-C).
+	stop func() bool
 }
 
 // close drops the connection, if any.
 func (c *rawClient) close() {
 	if c.conn != nil {
+		c.stop()
 		c.conn.Close()
-		c.conn, c.base = nil, ""
+		c.conn, c.base, c.stop = nil, "", nil
 	}
 }
 
@@ -661,6 +665,7 @@ func (c *rawClient) put(ctx context.Context, base string, body []byte) (code int
 		if dl, ok := ctx.Deadline(); ok {
 			_ = conn.SetDeadline(dl)
 		}
+		c.stop = context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 		c.base, c.conn = base, conn
 		c.br, c.bw = bufio.NewReader(conn), bufio.NewWriter(conn)
 		c.head = fmt.Appendf(c.head[:0], "PUT /master/weights HTTP/1.1\r\nHost: %s\r\nUser-Agent: regent-bench\r\nContent-Type: application/json\r\nContent-Length: ", u.Host)
