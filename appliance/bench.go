@@ -657,8 +657,12 @@ func (c *rawClient) put(ctx context.Context, base string, body []byte) (code int
 		if u.Scheme != "http" {
 			return 0, "", fmt.Errorf("%s: only http is supported without -stdclient", base)
 		}
+		host := u.Host
+		if u.Port() == "" {
+			host = net.JoinHostPort(u.Hostname(), "80") // as net/http dials it
+		}
 		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", u.Host)
+		conn, err := d.DialContext(ctx, "tcp", host)
 		if err != nil {
 			return 0, "", err
 		}
@@ -668,7 +672,7 @@ func (c *rawClient) put(ctx context.Context, base string, body []byte) (code int
 		c.stop = context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 		c.base, c.conn = base, conn
 		c.br, c.bw = bufio.NewReader(conn), bufio.NewWriter(conn)
-		c.head = fmt.Appendf(c.head[:0], "PUT /master/weights HTTP/1.1\r\nHost: %s\r\nUser-Agent: regent-bench\r\nContent-Type: application/json\r\nContent-Length: ", u.Host)
+		c.head = fmt.Appendf(c.head[:0], "PUT %s/master/weights HTTP/1.1\r\nHost: %s\r\nUser-Agent: regent-bench\r\nContent-Type: application/json\r\nContent-Length: ", strings.TrimSuffix(u.EscapedPath(), "/"), u.Host)
 	}
 	req := strconv.AppendInt(c.head, int64(len(body)), 10)
 	req = append(req, "\r\n\r\n"...)

@@ -167,6 +167,28 @@ func TestPutRawFollowsRedirectAndReconnects(t *testing.T) {
 	}
 }
 
+// TestRawClientKeepsTheBasePath: a base URL with a path (a master behind a
+// proxy) gets its writes under that path, as net/http's client sends them.
+func TestRawClientKeepsTheBasePath(t *testing.T) {
+	t.Parallel()
+	paths := make(chan string, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths <- r.URL.Path
+	}))
+	defer srv.Close()
+	for _, base := range []string{srv.URL + "/regent", srv.URL + "/regent/"} {
+		var c rawClient
+		code, _, err := c.put(context.Background(), base, []byte(`[]`))
+		c.close()
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("put(%s) = %d, %v", base, code, err)
+		}
+		if got := <-paths; got != "/regent/master/weights" {
+			t.Errorf("put(%s): server saw %q, want /regent/master/weights", base, got)
+		}
+	}
+}
+
 func TestParseProcStat(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
