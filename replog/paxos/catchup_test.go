@@ -29,6 +29,20 @@ func catchupAnswer(from, to, end Position) Message {
 	return m
 }
 
+// openCatchupWindow has replica 2's heartbeat start a catch-up to end on c,
+// answers its first request with [1, 11) (setting the span to 10 positions)
+// and returns the window of ranges then in flight, checked full.
+func openCatchupWindow(t *testing.T, c *Core, s *memStore, end Position) [][2]Position {
+	t.Helper()
+	step(t, c, s, Message{Type: MsgHeartbeat, From: 2, To: 1, Proposal: Proposal{5, 2}, Position: end})
+	_, msgs := stepReady(t, c, s, catchupAnswer(1, 11, end))
+	rs := catchupRanges(msgs)
+	if len(rs) != catchupWindow {
+		t.Fatalf("%d requests in flight, want %d", len(rs), catchupWindow)
+	}
+	return rs
+}
+
 // stepReady steps m and returns the first Ready it produces, saved and
 // advanced, and the messages of every Ready.
 func stepReady(t *testing.T, c *Core, s *memStore, m Message) (Ready, []Message) {
@@ -125,12 +139,7 @@ func TestCatchupLostRangeRequestedAgain(t *testing.T) {
 	cfg.LeaseTicks = 100
 	c := newTestCore(t, cfg, s)
 	const end = 100
-	step(t, c, s, Message{Type: MsgHeartbeat, From: 2, To: 1, Proposal: Proposal{5, 2}, Position: end})
-	_, msgs := stepReady(t, c, s, catchupAnswer(1, 11, end))
-	rs := catchupRanges(msgs)
-	if len(rs) != catchupWindow {
-		t.Fatalf("%d requests in flight, want %d", len(rs), catchupWindow)
-	}
+	rs := openCatchupWindow(t, c, s, end)
 	// Every answer but the first range's arrives: nothing above 11 drains.
 	for _, r := range rs[1:] {
 		stepReady(t, c, s, catchupAnswer(r[0], r[1], end))
@@ -161,11 +170,7 @@ func TestCatchupWindowBelowResponderBegin(t *testing.T) {
 	s := votingStore(1, Proposal{}, testMembership(1, 2, 3))
 	c := newTestCore(t, testConfig(1), s)
 	const end = 200
-	step(t, c, s, Message{Type: MsgHeartbeat, From: 2, To: 1, Proposal: Proposal{5, 2}, Position: end})
-	_, msgs := stepReady(t, c, s, catchupAnswer(1, 11, end))
-	if n := len(catchupRanges(msgs)); n != catchupWindow {
-		t.Fatalf("%d requests in flight, want %d", n, catchupWindow)
-	}
+	openCatchupWindow(t, c, s, end)
 	// Meanwhile the responder truncated its log at 150.
 	empty := catchupAnswer(0, 0, end)
 	empty.Begin = 150
@@ -222,12 +227,7 @@ func TestCatchupReadsStorageOncePerAnswer(t *testing.T) {
 	}
 	drain(t, c, s)
 	const end = 200
-	step(t, c, s, Message{Type: MsgHeartbeat, From: 2, To: 1, Proposal: Proposal{5, 2}, Position: end})
-	_, msgs := stepReady(t, c, s, catchupAnswer(1, 11, end))
-	rs := catchupRanges(msgs)
-	if len(rs) != catchupWindow {
-		t.Fatalf("%d requests in flight, want %d", len(rs), catchupWindow)
-	}
+	rs := openCatchupWindow(t, c, s, end)
 	// Answer the window from its last range down: every answer but the
 	// last lands above a gap, the later ones below next.
 	rc.action, rc.actions = 0, 0
@@ -262,14 +262,9 @@ func TestCatchupStaleAnswerKeepsWindow(t *testing.T) {
 	s := votingStore(1, Proposal{}, testMembership(1, 2, 3))
 	c := newTestCore(t, testConfig(1), s)
 	const end = 500
-	step(t, c, s, Message{Type: MsgHeartbeat, From: 2, To: 1, Proposal: Proposal{5, 2}, Position: end})
-	_, msgs := stepReady(t, c, s, catchupAnswer(1, 11, end))
-	rs := catchupRanges(msgs)
-	if len(rs) != catchupWindow {
-		t.Fatalf("%d requests in flight, want %d", len(rs), catchupWindow)
-	}
+	rs := openCatchupWindow(t, c, s, end)
 	// The first range is answered; its answer comes again.
-	_, msgs = stepReady(t, c, s, catchupAnswer(rs[0][0], rs[0][1], end))
+	_, msgs := stepReady(t, c, s, catchupAnswer(rs[0][0], rs[0][1], end))
 	refill := catchupRanges(msgs)
 	if len(refill) != 1 {
 		t.Fatalf("requests after the first range's answer: %v, want one", refill)
@@ -309,9 +304,7 @@ func TestCatchupWindowAnchoredAtLearnedTo(t *testing.T) {
 	cfg.LeaseTicks = 100
 	c := newTestCore(t, cfg, s)
 	const end = 500
-	step(t, c, s, Message{Type: MsgHeartbeat, From: 2, To: 1, Proposal: Proposal{5, 2}, Position: end})
-	_, msgs := stepReady(t, c, s, catchupAnswer(1, 11, end))
-	rs := catchupRanges(msgs)
+	rs := openCatchupWindow(t, c, s, end)
 	limit := Position(11 + catchupWindow*10)
 	for _, r := range rs[1:] {
 		// Almost a retry period passes before each answer.
@@ -329,7 +322,7 @@ func TestCatchupWindowAnchoredAtLearnedTo(t *testing.T) {
 		}
 	}
 	// The lowest range comes: the window moves on.
-	_, msgs = stepReady(t, c, s, catchupAnswer(rs[0][0], rs[0][1], end))
+	_, msgs := stepReady(t, c, s, catchupAnswer(rs[0][0], rs[0][1], end))
 	if c.learnedTo != limit {
 		t.Fatalf("learnedTo %d, want %d", c.learnedTo, limit)
 	}
@@ -347,9 +340,7 @@ func TestCatchupRestartSkipsLearnedAhead(t *testing.T) {
 	cfg.LeaseTicks = 100
 	c := newTestCore(t, cfg, s)
 	const end = 500
-	step(t, c, s, Message{Type: MsgHeartbeat, From: 2, To: 1, Proposal: Proposal{5, 2}, Position: end})
-	_, msgs := stepReady(t, c, s, catchupAnswer(1, 11, end))
-	rs := catchupRanges(msgs)
+	rs := openCatchupWindow(t, c, s, end)
 	for _, r := range rs[1:] {
 		stepReady(t, c, s, catchupAnswer(r[0], r[1], end))
 	}
@@ -382,9 +373,7 @@ func TestCatchupSlowAnswerNoRestart(t *testing.T) {
 	cfg.LeaseTicks = 1000
 	c := newTestCore(t, cfg, s)
 	const end = 500
-	step(t, c, s, Message{Type: MsgHeartbeat, From: 2, To: 1, Proposal: Proposal{5, 2}, Position: end})
-	_, msgs := stepReady(t, c, s, catchupAnswer(1, 11, end))
-	rs := catchupRanges(msgs)
+	rs := openCatchupWindow(t, c, s, end)
 	for i := range catchupWindow*cfg.RetryTicks + 1 {
 		c.Tick()
 		msgs, _ := drain(t, c, s)
