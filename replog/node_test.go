@@ -36,6 +36,18 @@ type cluster struct {
 	tune func(cfg *replog.Config)
 }
 
+// checkPersistBeforeSend fails t if any message left before the save it
+// depends on was durable.
+func (c *cluster) checkPersistBeforeSend(t *testing.T) {
+	t.Helper()
+	c.mu.Lock()
+	violations := c.violations
+	c.mu.Unlock()
+	if len(violations) > 0 {
+		t.Errorf("persist-before-send violated:\n%v", violations)
+	}
+}
+
 type member struct {
 	addr string
 	st   *replogtest.Storage
@@ -292,9 +304,7 @@ func TestNodeClusterAppendPersistsBeforeSend(t *testing.T) {
 		for _, addr := range c.masters {
 			checkEntries(t, addr, readAll(ctx, t, c.member(addr).node, last+1, len(want)), want)
 		}
-		if len(c.violations) > 0 {
-			t.Errorf("persist-before-send violated:\n%v", c.violations)
-		}
+		c.checkPersistBeforeSend(t)
 		// Batching: far fewer synced saves on the leader than appends.
 		saves := c.member(leader).st.Saves()
 		if len(saves) > 3*len(want) {
@@ -354,9 +364,7 @@ func TestNodeCrashRestartCatchesUp(t *testing.T) {
 			want[p] = d
 		}
 		checkEntries(t, victim, readAll(ctx, t, m.node, last+1, len(want)), want)
-		if len(c.violations) > 0 {
-			t.Errorf("persist-before-send violated:\n%v", c.violations)
-		}
+		c.checkPersistBeforeSend(t)
 	})
 }
 
@@ -433,9 +441,7 @@ func TestNodePartitionedLeaderLosesLeadership(t *testing.T) {
 		if _, err := c.member(old).node.Append(ctx, []byte("stale")); !errors.Is(err, replog.ErrNotLeader) && !errors.Is(err, replog.ErrLostLeadership) {
 			t.Errorf("Append on the old leader after healing = %v, want ErrNotLeader or ErrLostLeadership", err)
 		}
-		if len(c.violations) > 0 {
-			t.Errorf("persist-before-send violated:\n%v", c.violations)
-		}
+		c.checkPersistBeforeSend(t)
 	})
 }
 
@@ -747,9 +753,7 @@ func TestNodeAppendUnderMessageLoss(t *testing.T) {
 		for _, addr := range c.masters {
 			checkEntries(t, addr, readAll(ctx, t, c.member(addr).node, last+1, len(want)), want)
 		}
-		if len(c.violations) > 0 {
-			t.Errorf("persist-before-send violated:\n%v", c.violations)
-		}
+		c.checkPersistBeforeSend(t)
 	})
 }
 

@@ -167,12 +167,7 @@ func TestReviewPromiseRaisedDuringStallWaitsForItsSync(t *testing.T) {
 			es := readAll(ctx, t, c.member(addr).node, maxPos(want), 1)
 			checkEntries(t, addr, es, map[paxos.Position]string{maxPos(want): want[maxPos(want)]})
 		}
-		c.mu.Lock()
-		violations := c.violations
-		c.mu.Unlock()
-		if len(violations) > 0 {
-			t.Errorf("persist-before-send violated:\n%v", violations)
-		}
+		c.checkPersistBeforeSend(t)
 	})
 }
 
@@ -214,12 +209,7 @@ func TestReviewSaveErrorDuringStallStopsTheNode(t *testing.T) {
 		}
 		want := appendMany(ctx, t, an, 1, 3, "after")
 		readAll(ctx, t, c.member(c.masters[2]).node, maxPos(want), 1)
-		c.mu.Lock()
-		violations := c.violations
-		c.mu.Unlock()
-		if len(violations) > 0 {
-			t.Errorf("persist-before-send violated:\n%v", violations)
-		}
+		c.checkPersistBeforeSend(t)
 	})
 }
 

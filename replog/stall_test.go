@@ -165,12 +165,7 @@ func TestNodeSlowSaveOnLeaderKeepsLeadership(t *testing.T) {
 					es := readAll(ctx, t, c.member(addr).node, maxPos(want), 1)
 					checkEntries(t, addr, es, map[paxos.Position]string{maxPos(want): want[maxPos(want)]})
 				}
-				c.mu.Lock()
-				violations := c.violations
-				c.mu.Unlock()
-				if len(violations) > 0 {
-					t.Errorf("persist-before-send violated:\n%v", violations)
-				}
+				c.checkPersistBeforeSend(t)
 			})
 		})
 	}
